@@ -1,0 +1,149 @@
+"""Parse and format the W3C ``baggage`` header.
+
+https://www.w3.org/TR/baggage/#header-content
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+from urllib.parse import quote, unquote_to_bytes
+
+from asgi_observe.propagation._log import log_invalid
+
+__all__ = ["BaggageMember", "format_baggage", "parse_baggage"]
+
+# "at least 64 list-members" and "at least 8192 bytes" must be propagated; we
+# propagate exactly that much, dropping whole members (#limits).
+MAX_BAGGAGE_MEMBERS = 64
+MAX_BAGGAGE_BYTES = 8192
+# Combined input is cut to this many bytes, at a member boundary, before any work.
+MAX_BAGGAGE_INPUT = 4 * MAX_BAGGAGE_BYTES
+
+# key = token (RFC 7230 section 3.2.6 tchar).
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
+_BAGGAGE_OCTET = bytes(c for c in range(0x21, 0x7F) if c not in b'",;\\')
+_TCHAR_STR = frozenset(_TCHAR.decode())
+_BAGGAGE_OCTET_STR = frozenset(_BAGGAGE_OCTET.decode())
+# Outbound values keep every baggage-octet but "%", which must be escaped so
+# that the receiver's percent-decoding gives back the same text.
+_SAFE = _BAGGAGE_OCTET.decode().replace("%", "")
+_OWS = b" \t"
+
+
+class BaggageMember(NamedTuple):
+    """One baggage list-member.
+
+    ``value`` is percent-decoded text; ``properties`` is the raw text after the
+    first ``;`` with surrounding whitespace removed (``''`` when there is none).
+
+    Since 0.1.0.
+    """
+
+    key: str
+    value: str
+    properties: str
+
+
+def parse_baggage(values: Sequence[bytes]) -> list[BaggageMember]:
+    """Parse every ``baggage`` header line of one request, combined in order.
+
+    An invalid member is dropped alone. At most 64 members and 8192 bytes are
+    kept, in order, by dropping whole members. Never raises on wire input.
+
+    Since 0.1.0.
+    """
+    if not values:
+        return []
+    data = values[0] if len(values) == 1 else b",".join(values)
+    if len(data) > MAX_BAGGAGE_INPUT:
+        log_invalid("baggage (too long, cut)", data)
+        cut = data.rfind(b",", 0, MAX_BAGGAGE_INPUT + 1)
+        data = data[:cut] if cut > 0 else b""
+    members: list[BaggageMember] = []
+    total = -1  # the first member needs no comma
+    for item in data.split(b","):
+        raw = item.strip(_OWS)
+        if not raw:
+            continue
+        member = _parse_member(raw)
+        if member is None:
+            log_invalid("baggage member", raw)
+            continue
+        size = len(raw) + 1
+        if total + size > MAX_BAGGAGE_BYTES:
+            continue
+        total += size
+        members.append(member)
+        if len(members) == MAX_BAGGAGE_MEMBERS:
+            break
+    return members
+
+
+def _parse_member(raw: bytes) -> BaggageMember | None:
+    # list-member = key OWS "=" OWS value *( OWS ";" OWS property )
+    pair, semi, props = raw.partition(b";")
+    key, eq, value = pair.partition(b"=")
+    key = key.rstrip(_OWS)
+    value = value.strip(_OWS)
+    if not eq or not key or key.translate(None, _TCHAR) or value.translate(None, _BAGGAGE_OCTET):
+        return None
+    if semi:
+        props = props.strip(_OWS)
+        if not _valid_properties(props):
+            return None
+    if b"%" in value:
+        # Percent-decode (never "+" to space); bytes that are not UTF-8 become U+FFFD.
+        text = unquote_to_bytes(value).decode("utf-8", "replace")
+    else:
+        text = value.decode("ascii")
+    return BaggageMember(key.decode("ascii"), text, props.decode("ascii"))
+
+
+def _valid_properties(props: bytes) -> bool:
+    # property = key OWS "=" OWS value / key OWS
+    for prop in props.split(b";"):
+        key, eq, value = prop.partition(b"=")
+        key = key.strip(_OWS)
+        if not key or key.translate(None, _TCHAR):
+            return False
+        if eq and value.strip(_OWS).translate(None, _BAGGAGE_OCTET):
+            return False
+    return True
+
+
+def _valid_properties_str(props: str) -> bool:
+    return props.isascii() and _valid_properties(props.encode("ascii"))
+
+
+def format_baggage(members: Iterable[BaggageMember]) -> str:
+    """Format members as a ``baggage`` value.
+
+    Values are percent-encoded as UTF-8 where they are not baggage-octets (and
+    ``%`` itself); properties are emitted as given. A member with an invalid key
+    or properties is dropped; at most 64 members and 8192 bytes are emitted.
+
+    Since 0.1.0.
+    """
+    parts: list[str] = []
+    total = -1
+    for key, value, props in members:
+        if not key or not _TCHAR_STR.issuperset(key):
+            continue
+        if props and not _valid_properties_str(props):
+            continue
+        encoded = (
+            value
+            if _BAGGAGE_OCTET_STR.issuperset(value) and "%" not in value
+            else (quote(value, safe=_SAFE, errors="surrogatepass"))
+        )
+        item = f"{key}={encoded};{props}" if props else f"{key}={encoded}"
+        size = len(item) + 1
+        if total + size > MAX_BAGGAGE_BYTES:
+            continue
+        total += size
+        parts.append(item)
+        if len(parts) == MAX_BAGGAGE_MEMBERS:
+            break
+    return ",".join(parts)
