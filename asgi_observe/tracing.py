@@ -1,0 +1,271 @@
+"""TracingMiddleware: one OpenTelemetry SERVER span per HTTP request or websocket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter, TextMapPropagator
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from ._http import OTHER_METHOD
+from ._http import known_methods as _validate_methods
+from ._request import RequestRecord, RouteResolver, ensure_record, observe_message
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from .propagation import context_from_w3c, w3c_propagator
+from .routes import resolve_route
+from .scrub import redact_query_string
+
+__all__ = ["TracingMiddleware"]
+
+# Documented in docs/tracing.md: what a span says when no response was completed.
+CLIENT_DISCONNECTED = "client_disconnected"
+INCOMPLETE_RESPONSE = "incomplete_response"
+
+_INSTRUMENTATION_NAME = "asgi_observe"
+_HEADER_SLOTS = {b"traceparent": 0, b"tracestate": 1, b"baggage": 2, b"host": 3, b"user-agent": 4}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+class TracingMiddleware:
+    """Start one SERVER span per request, continuing the inbound W3C trace.
+
+    The span, with the inbound baggage, is the current OpenTelemetry context while the
+    app runs, and ends at the final response event. Websocket connections get one span
+    for the whole connection; lifespan and other scope types pass straight through.
+
+    Args:
+        app: the ASGI application to wrap.
+        tracer_provider: the provider to use; the global one when None.
+        propagator: the propagator that extracts the inbound context; the global one
+            (looked up per request) when None.
+        exclude_paths: paths that are never traced (exact match).
+        exclude_prefixes: path prefixes that are never traced.
+        known_methods: HTTP methods reported as is; others become ``_OTHER``.
+        route_resolver: returns the route template from the scope after the app ran.
+
+    Since 0.1.0.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        propagator: TextMapPropagator | None = None,
+        exclude_paths: Iterable[str] = (),
+        exclude_prefixes: Iterable[str] = (),
+        known_methods: Iterable[str] | None = None,
+        route_resolver: RouteResolver | None = None,
+    ) -> None:
+        self.app = app
+        self._tracer = trace.get_tracer(_INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+        self._propagator = propagator
+        self._exclude_paths = _path_set("exclude_paths", exclude_paths)
+        self._exclude_prefixes = tuple(sorted(_path_set("exclude_prefixes", exclude_prefixes)))
+        self._known_methods = _validate_methods(known_methods)
+        self._resolve_route = route_resolver or resolve_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type != "http" and scope_type != "websocket":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self._exclude_paths or (
+            self._exclude_prefixes and path.startswith(self._exclude_prefixes)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        scope, record = ensure_record(scope)
+        parent_context, attributes, method = self._start_facts(scope, scope_type)
+        span = self._tracer.start_span(
+            method,
+            context=parent_context,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+            start_time=record.start_ns,
+        )
+        record.span = span
+        token = otel_context.attach(trace.set_span_in_context(span, parent_context))
+        span_open = True
+
+        def end_span() -> None:
+            nonlocal span_open
+            span_open = False
+            route = record.resolve_route(scope, self._resolve_route)
+            if route is not None:
+                span.set_attribute("http.route", route)
+                if method != "HTTP":
+                    span.update_name(f"{method} {route}")
+            status = record.status
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_attribute("error.type", str(status))
+                    span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=record.stamp_end())
+
+        async def send_wrapper(message: Message) -> None:
+            if observe_message(record, message) and span_open:
+                try:
+                    await send(message)
+                finally:
+                    end_span()
+                return
+            await send(message)
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] in ("http.disconnect", "websocket.disconnect"):
+                record.client_disconnected = True
+            return message
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except BaseException as exc:
+            record.exception = exc
+            if span_open:
+                _record_exception(span, exc)
+            raise
+        else:
+            if span_open and scope_type == "http":
+                _record_incomplete(span, record)
+        finally:
+            if span_open:
+                end_span()
+            otel_context.detach(token)
+
+    def _start_facts(
+        self, scope: Scope, scope_type: str
+    ) -> tuple[otel_context.Context, dict[str, Any], str]:
+        """One pass over the raw headers: the parent context and the start attributes."""
+        found: list[list[bytes]] = [[], [], [], [], []]
+        slots = _HEADER_SLOTS
+        for name, value in scope["headers"]:
+            slot = slots.get(name)
+            if slot is not None:
+                found[slot].append(value)
+
+        propagator = self._propagator or propagate.get_global_textmap()
+        if propagator is w3c_propagator():
+            parent_context = context_from_w3c(found[0], found[1], found[2])
+        else:
+            parent_context = propagator.extract(scope["headers"], getter=_ASGI_GETTER)
+
+        if scope_type == "http":
+            method_original = scope["method"]
+            scheme = scope.get("scheme", "http")
+        else:
+            method_original = "GET"  # a websocket handshake is a GET request
+            scheme = scope.get("scheme", "ws")
+        method = method_original if method_original in self._known_methods else OTHER_METHOD
+
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.scheme": scheme,
+            "url.path": scope["path"],
+        }
+        if method is OTHER_METHOD:
+            attributes["http.request.method_original"] = method_original
+        query_string = scope.get("query_string")
+        if query_string:
+            attributes["url.query"] = redact_query_string(query_string)
+        _add_server_address(attributes, found[3], scope, scheme)
+        client = scope.get("client")
+        if client:
+            attributes["client.address"] = client[0]
+            if client[1] is not None:
+                attributes["client.port"] = client[1]
+        http_version = scope.get("http_version")
+        if http_version:
+            attributes["network.protocol.version"] = http_version
+        if found[4]:
+            attributes["user_agent.original"] = found[4][0].decode("latin-1")
+        # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
+        span_method = "HTTP" if method is OTHER_METHOD else method
+        return parent_context, attributes, span_method
+
+
+def _add_server_address(
+    attributes: dict[str, Any], hosts: list[bytes], scope: Scope, scheme: str
+) -> None:
+    # Semantic conventions prefer the Host header over the socket address; a
+    # malformed Host is ignored rather than reported.
+    if len(hosts) == 1:
+        host, port = _split_host(hosts[0].decode("latin-1"))
+        if host:
+            attributes["server.address"] = host
+            attributes["server.port"] = port if port is not None else _DEFAULT_PORTS.get(scheme)
+            if attributes["server.port"] is None:
+                del attributes["server.port"]
+            return
+    server = scope.get("server")
+    if server:
+        attributes["server.address"] = server[0]
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+
+
+def _split_host(host: str) -> tuple[str, int | None]:
+    host = host.strip()
+    if host.startswith("["):  # IPv6 literal: [::1]:8000
+        end = host.find("]")
+        if end == -1:
+            return "", None
+        address, rest = host[1:end], host[end + 1 :]
+        if not rest:
+            return address, None
+        if not rest.startswith(":"):
+            return "", None
+        port_text = rest[1:]
+    else:
+        address, sep, port_text = host.partition(":")
+        if not sep:
+            return address, None
+    if port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535:
+        return address, int(port_text)
+    return "", None
+
+
+def _record_exception(span: trace.Span, exc: BaseException) -> None:
+    exc_type = type(exc)
+    module = exc_type.__module__
+    qualname = exc_type.__qualname__
+    span.set_attribute("error.type", qualname if module == "builtins" else f"{module}.{qualname}")
+    span.record_exception(exc, escaped=True)
+    span.set_status(Status(StatusCode.ERROR, f"{qualname}: {exc}"[:1024]))
+
+
+def _record_incomplete(span: trace.Span, record: RequestRecord) -> None:
+    error_type = CLIENT_DISCONNECTED if record.client_disconnected else INCOMPLETE_RESPONSE
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, error_type))
+
+
+def _path_set(option: str, paths: Iterable[str]) -> frozenset[str]:
+    if isinstance(paths, str):
+        raise TypeError(f"{option} must be an iterable of paths, not a string")
+    result = frozenset(paths)
+    for path in result:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"{option} entries must be strings starting with '/': {path!r}")
+    return result
+
+
+class _AsgiHeaderGetter(Getter[Any]):
+    """Reads raw ASGI header pairs for propagators other than ours."""
+
+    def get(self, carrier: Any, key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        return values or None
+
+    def keys(self, carrier: Any) -> list[str]:
+        return [header.decode("latin-1") for header, _ in carrier]
+
+
+_ASGI_GETTER = _AsgiHeaderGetter()
