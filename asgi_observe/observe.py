@@ -2,32 +2,157 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from typing import Any
 
 from opentelemetry import trace
 
+from . import config as _config
+from ._dispatch import PathDispatcher
+from ._request import RouteResolver
 from ._types import ASGIApp
+from .lifespan import LifespanMiddleware
+from .logging import install_log_record_factory
+from .metrics import MetricsMiddleware
+from .metrics_app import metrics_app
 from .propagation import install_global_propagator
+from .quart_support import register_quart_route_hook
+from .request_id import RequestIdMiddleware
 from .tracing import TracingMiddleware
+
+__all__ = ["observe"]
 
 
 def observe(
-    app: ASGIApp,
+    app: Any,
     *,
+    configure: bool = True,
     install_propagator: bool = True,
     tracer_provider: trace.TracerProvider | None = None,
+    request_id_header: str = "X-Request-ID",
+    access_log: bool | logging.Logger = False,
+    log_correlation: bool = True,
+    metrics: bool = True,
+    registry: Any = None,
+    namespace: str = "",
+    metrics_path: str | None = None,
+    health: ASGIApp | None = None,
+    health_path: str | None = None,
+    sentry: bool | None = None,
     exclude_paths: Iterable[str] = (),
     exclude_prefixes: Iterable[str] = (),
+    known_methods: Iterable[str] | None = None,
+    route_resolver: RouteResolver | None = None,
 ) -> ASGIApp:
-    """Wrap `app` in every asgi_observe layer, in the right order.
+    """Wrap `app` in every asgi_observe layer, in the right order, and return the result.
+
+    Outermost first: lifespan (flushes telemetry at shutdown), the in-band endpoints,
+    request id, tracing, metrics, Sentry, then `app`. `app` may be any ASGI callable or a
+    framework's app object (Starlette, FastAPI, Litestar, Quart; for Quart a route hook is
+    registered on the app so metrics and spans get its url rule).
+
+    Args:
+        app: the ASGI application.
+        configure: call `configure()` (OpenTelemetry and Sentry from the environment);
+            providers and clients the application already set are kept.
+        install_propagator: install asgi_observe's W3C propagators globally, unless
+            ``OTEL_PROPAGATORS`` chose others.
+        tracer_provider: spans go here instead of the global provider.
+        request_id_header: the header carrying the request id, in and out.
+        access_log: True, or a logger, for one access log record per request.
+        log_correlation: stamp request_id, trace_id and span_id on every log record.
+        metrics: include the Prometheus metrics layer.
+        registry: the prometheus-client registry (the default one when None).
+        namespace: prefix of the metric names.
+        metrics_path: serve the metrics exposition at this path (e.g. "/metrics").
+        health: an ASGI app to mount at `health_path` (`health_app()` when None).
+        health_path: mount the health probes here (e.g. "/health").
+        sentry: include the Sentry layer; None includes it when a Sentry client with a
+            DSN is active.
+        exclude_paths: paths served without any observability (exact match), in
+            addition to ``OTEL_PYTHON_EXCLUDED_URLS``.
+        exclude_prefixes: path prefixes served without any observability.
+        known_methods: HTTP methods reported as they are; others become ``_OTHER``.
+        route_resolver: returns the route template from the scope, for frameworks
+            asgi_observe does not know.
 
     Since 0.1.0.
     """
-    if install_propagator:
+    handle = _config.configure(install_propagator=install_propagator) if configure else None
+    if install_propagator and handle is None:
         install_global_propagator()
-    return TracingMiddleware(
-        app,
+    if log_correlation:
+        install_log_record_factory()
+    quart_app = _quart_app_of(app)
+    if quart_app is not None:
+        register_quart_route_hook(quart_app)
+    if handle is not None and known_methods is None:
+        known_methods = handle.known_methods
+
+    layered: ASGIApp = app
+    if _sentry_wanted(sentry):
+        from .sentry import SentryMiddleware
+
+        layered = SentryMiddleware(layered, route_resolver=route_resolver)
+    if metrics:
+        layered = MetricsMiddleware(
+            layered,
+            registry=registry,
+            namespace=namespace,
+            known_methods=known_methods,
+            route_resolver=route_resolver,
+        )
+    layered = TracingMiddleware(
+        layered,
         tracer_provider=tracer_provider,
-        exclude_paths=exclude_paths,
-        exclude_prefixes=exclude_prefixes,
+        known_methods=known_methods,
+        route_resolver=route_resolver,
     )
+    layered = RequestIdMiddleware(
+        layered, header_name=request_id_header, access_log=access_log, error_response=True
+    )
+
+    bypass_paths = set(exclude_paths)
+    bypass_prefixes = list(exclude_prefixes)
+    if handle is not None:
+        bypass_paths.update(handle.excluded_paths)
+        bypass_prefixes.extend(handle.excluded_prefixes)
+    if health is None and health_path is not None:
+        from .health import health_app
+
+        health = health_app()
+    layered = PathDispatcher(
+        layered,
+        bare=app,
+        endpoints={metrics_path: metrics_app(registry)} if metrics_path else None,
+        mounts={health_path: health} if health_path and health is not None else None,
+        bypass_paths=bypass_paths,
+        bypass_prefixes=bypass_prefixes,
+    )
+    return LifespanMiddleware(layered, handle=handle, health=_startup_listener(health))
+
+
+def _quart_app_of(app: Any) -> Any:
+    # Quart is recognised by duck typing, never imported: the app itself, or its bound
+    # `asgi_app` method (`app.asgi_app = observe(app.asgi_app)`).
+    for candidate in (app, getattr(app, "__self__", None)):
+        if callable(getattr(candidate, "url_value_preprocessor", None)) and hasattr(
+            candidate, "url_map"
+        ):
+            return candidate
+    return None
+
+
+def _sentry_wanted(sentry: bool | None) -> bool:
+    if sentry is not None:
+        return sentry
+    try:
+        from .sentry import sentry_active
+    except ImportError:  # sentry-sdk is an optional extra
+        return False
+    return sentry_active()
+
+
+def _startup_listener(health: Any) -> Any:
+    return health if callable(getattr(health, "mark_started", None)) else None

@@ -1,0 +1,57 @@
+"""In-band endpoints and exclusions for observe(): chosen by path before any layer runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ._types import ASGIApp, Receive, Scope, Send
+
+
+class PathDispatcher:
+    """Send a few paths to their own apps, past every observability layer.
+
+    `endpoints` maps an exact path to an app (the metrics app); `mounts` maps a path
+    prefix to an app that sees the prefix in `root_path`, as Starlette's `Mount` does
+    (the health probes); `bypass` paths and prefixes go straight to the unwrapped app,
+    so they are neither traced nor measured. Everything else goes to `observed`.
+    """
+
+    def __init__(
+        self,
+        observed: ASGIApp,
+        *,
+        bare: ASGIApp,
+        endpoints: Mapping[str, ASGIApp] | None = None,
+        mounts: Mapping[str, ASGIApp] | None = None,
+        bypass_paths: Iterable[str] = (),
+        bypass_prefixes: Iterable[str] = (),
+    ) -> None:
+        self.app = observed
+        self._bare = bare
+        self._endpoints = dict(endpoints or {})
+        self._mounts = tuple((prefix.rstrip("/"), app) for prefix, app in (mounts or {}).items())
+        self._bypass_paths = frozenset(bypass_paths)
+        self._bypass_prefixes = tuple(bypass_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" and scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root_path = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]  # ASGI paths include the server's root_path
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
+            return
+        for prefix, mounted in self._mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                await mounted({**scope, "root_path": root_path + prefix}, receive, send)
+                return
+        if path in self._bypass_paths or (
+            self._bypass_prefixes and path.startswith(self._bypass_prefixes)
+        ):
+            await self._bare(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
