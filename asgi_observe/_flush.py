@@ -1,0 +1,58 @@
+"""Flush spans, metrics and Sentry events, bounded in time."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+from opentelemetry import metrics, trace
+
+_logger = logging.getLogger("asgi_observe.export")
+
+
+def flush_telemetry(timeout: float = 5.0) -> bool:
+    """Flush the global tracer and meter providers and Sentry; False if `timeout` ran out.
+
+    The SDK's batch processor ignores its flush timeout while an exporter retries, so
+    the flush runs in a daemon thread and is abandoned (never joined) when time is up:
+    a black-holed collector cannot hold a shutting-down server for longer than this.
+    """
+    done = threading.Event()
+    result = [False]
+
+    def run() -> None:
+        try:
+            result[0] = _flush(time.monotonic() + timeout)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="asgi-observe-flush", daemon=True).start()
+    if done.wait(timeout):
+        return result[0]
+    _logger.warning("Flushing telemetry did not finish within %.1f s; continuing.", timeout)
+    return False
+
+
+def _flush(deadline: float) -> bool:
+    ok = True
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is None:
+            continue
+        try:
+            millis = max(int((deadline - time.monotonic()) * 1000), 0)
+            ok = force_flush(millis) is not False and ok
+        except Exception:  # a broken exporter must not stop the others from flushing
+            _logger.exception("Flushing %s failed", type(provider).__name__)
+            ok = False
+    sentry_sdk = sys.modules.get("sentry_sdk")  # never imported just to flush
+    if sentry_sdk is not None:
+        try:
+            if sentry_sdk.get_client().is_active():
+                sentry_sdk.flush(timeout=max(deadline - time.monotonic(), 0.0))
+        except Exception:
+            _logger.exception("Flushing Sentry events failed")
+            ok = False
+    return ok
