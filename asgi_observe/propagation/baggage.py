@@ -5,9 +5,9 @@ https://www.w3.org/TR/baggage/#header-content
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import NamedTuple
-from urllib.parse import quote, unquote_to_bytes
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, cast
+from urllib.parse import quote
 
 from asgi_observe.propagation._log import log_invalid
 
@@ -30,6 +30,10 @@ _BAGGAGE_OCTET_STR = frozenset(_BAGGAGE_OCTET.decode())
 # that the receiver's percent-decoding gives back the same text.
 _SAFE = _BAGGAGE_OCTET.decode().replace("%", "")
 _OWS = b" \t"
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+_BYTE_OF_HEX2 = {
+    bytes((a, b)): bytes.fromhex(chr(a) + chr(b)) for a in _HEXDIGITS for b in _HEXDIGITS
+}
 
 
 class BaggageMember(NamedTuple):
@@ -44,6 +48,12 @@ class BaggageMember(NamedTuple):
     key: str
     value: str
     properties: str
+
+
+# tuple.__new__ skips the NamedTuple's Python-level __new__ on the hot path.
+_new_member = cast(
+    "Callable[[type[BaggageMember], tuple[str, str, str]], BaggageMember]", tuple.__new__
+)
 
 
 def parse_baggage(values: Sequence[bytes]) -> list[BaggageMember]:
@@ -82,23 +92,39 @@ def parse_baggage(values: Sequence[bytes]) -> list[BaggageMember]:
 
 
 def _parse_member(raw: bytes) -> BaggageMember | None:
-    # list-member = key OWS "=" OWS value *( OWS ";" OWS property )
-    pair, semi, props = raw.partition(b";")
-    key, eq, value = pair.partition(b"=")
-    key = key.rstrip(_OWS)
-    value = value.strip(_OWS)
-    if not eq or not key or key.translate(None, _TCHAR) or value.translate(None, _BAGGAGE_OCTET):
+    # list-member = key OWS "=" OWS value *( OWS ";" OWS property ); a key never
+    # holds "=" or ";", and a value may hold "=" (#value), so split at the first "=".
+    key, eq, value = raw.partition(b"=")
+    if not eq:
         return None
-    if semi:
+    props = b""
+    if b";" in value:
+        value, _, props = value.partition(b";")
         props = props.strip(_OWS)
         if not _valid_properties(props):
             return None
-    if b"%" in value:
-        # Percent-decode (never "+" to space); bytes that are not UTF-8 become U+FFFD.
-        text = unquote_to_bytes(value).decode("utf-8", "replace")
-    else:
-        text = value.decode("ascii")
-    return BaggageMember(key.decode("ascii"), text, props.decode("ascii"))
+    key = key.rstrip(_OWS)
+    value = value.strip(_OWS)
+    if not key or key.translate(None, _TCHAR) or value.translate(None, _BAGGAGE_OCTET):
+        return None
+    text = _percent_decode(value) if b"%" in value else value.decode("ascii")
+    return _new_member(BaggageMember, (key.decode("ascii"), text, props.decode("ascii")))
+
+
+def _percent_decode(value: bytes) -> str:
+    # RFC 3986 percent-decoding: "+" stays a plus, an escape that is not two hex
+    # digits stays literal, and bytes that are not UTF-8 become U+FFFD (#value).
+    first, *rest = value.split(b"%")
+    out = [first]
+    for part in rest:
+        byte = _BYTE_OF_HEX2.get(part[:2])
+        if byte is None:
+            out.append(b"%")
+            out.append(part)
+        else:
+            out.append(byte)
+            out.append(part[2:])
+    return b"".join(out).decode("utf-8", "replace")
 
 
 def _valid_properties(props: bytes) -> bool:

@@ -8,10 +8,11 @@ from typing import Any
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context, get_current, set_value
+from opentelemetry.context import Context, get_current
 from opentelemetry.environment_variables import OTEL_PROPAGATORS
 from opentelemetry.propagators import textmap
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import propagation as otel_trace_propagation
 from opentelemetry.trace.span import TraceState
 
 from asgi_observe.propagation.baggage import BaggageMember, format_baggage, parse_baggage
@@ -41,9 +42,12 @@ __all__ = [
 _TRACEPARENT = "traceparent"
 _TRACESTATE = "tracestate"
 _BAGGAGE = "baggage"
-# OpenTelemetry keeps baggage under a private context key; storing our dict
-# there directly costs one context copy instead of one per member.
+# OpenTelemetry keeps the span and the baggage under private context keys;
+# writing both directly costs one context copy instead of one per value.
 _BAGGAGE_KEY: str | None = getattr(otel_baggage, "_BAGGAGE_KEY", None)
+_SPAN_KEY: str | None = getattr(otel_trace_propagation, "_SPAN_KEY", None)
+# Only the sampled and random-trace-id bits survive extraction (see docs/propagation.md).
+_TRACE_FLAGS = tuple(trace.TraceFlags(flags) for flags in range(KNOWN_FLAGS_MASK + 1))
 
 
 class W3CTraceState(TraceState):
@@ -57,11 +61,24 @@ class W3CTraceState(TraceState):
     Since 0.1.0.
     """
 
+    _header: str | None = None
+
+    def __init__(self, entries: Sequence[tuple[str, str]] | None = None) -> None:
+        # Same contract as TraceState(entries), with the Level 2 grammar: more
+        # than 32 entries gives an empty state, invalid or duplicate ones are skipped.
+        self._dict = {}
+        if not entries or len(entries) > MAX_TRACESTATE_MEMBERS:
+            return
+        for key, value in entries:
+            if key not in self._dict and is_valid_tracestate_member(key, value):
+                self._dict[key] = value
+
     @classmethod
     def from_validated(cls, entries: Iterable[tuple[str, str]]) -> W3CTraceState:
         """Build from entries that already passed :func:`parse_tracestate`."""
         state = cls.__new__(cls)
         state._dict = dict(entries)
+        state._header = None
         return state
 
     def add(self, key: str, value: str) -> TraceState:
@@ -87,7 +104,10 @@ class W3CTraceState(TraceState):
         return self.from_validated((k, v) for k, v in self._dict.items() if k != key)
 
     def to_header(self) -> str:
-        return format_tracestate(list(self._dict.items()))
+        # Immutable, so the header is formatted once and reused by every inject.
+        if self._header is None:
+            self._header = format_tracestate(list(self._dict.items()))
+        return self._header
 
 
 class BaggageValue(str):
@@ -122,35 +142,49 @@ def _as_bytes(values: Iterable[Any] | None) -> list[bytes]:
     return out
 
 
-def _span_context_in(
-    traceparents: Sequence[bytes], tracestates: Sequence[bytes], context: Context
-) -> Context | None:
+def _remote_span(
+    traceparents: Sequence[bytes], tracestates: Sequence[bytes]
+) -> trace.NonRecordingSpan | None:
     parent = parse_traceparent(traceparents)
     if parent is None:
         return None
     # An invalid traceparent means tracestate is never parsed (trace-context-2 #tracestate-header).
     entries = parse_tracestate(tracestates) if tracestates else None
     span_context = trace.SpanContext(
-        trace_id=parent.trace_id,
-        span_id=parent.parent_id,
-        is_remote=True,
-        trace_flags=trace.TraceFlags(parent.flags & KNOWN_FLAGS_MASK),
-        trace_state=W3CTraceState.from_validated(entries) if entries else None,
+        parent.trace_id,
+        parent.parent_id,
+        True,
+        _TRACE_FLAGS[parent.flags & KNOWN_FLAGS_MASK],
+        W3CTraceState.from_validated(entries) if entries else None,
     )
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
+    return trace.NonRecordingSpan(span_context)
 
 
-def _baggage_in(members: list[BaggageMember], context: Context) -> Context:
-    existing = otel_baggage.get_all(context)
+def _baggage_of(members: list[BaggageMember], context: Context | None) -> dict[str, object]:
+    existing = otel_baggage.get_all(context) if context else None
     values: dict[str, object] = dict(existing) if existing else {}
     for key, value, props in members:
         # Duplicate keys: the last one wins, like OpenTelemetry's set_baggage.
         values[key] = BaggageValue(value, props) if props else value
-    if _BAGGAGE_KEY is None:  # pragma: no cover - older/newer API without the private key
-        for name, item in values.items():
+    return values
+
+
+def _with(
+    context: Context | None, span: trace.Span | None, bag: dict[str, object] | None
+) -> Context:
+    if _SPAN_KEY is None or _BAGGAGE_KEY is None:  # pragma: no cover - API without the keys
+        if span is not None:
+            context = trace.set_span_in_context(span, context)
+        for name, item in (bag or {}).items():
             context = otel_baggage.set_baggage(name, item, context)
-        return context
-    return set_value(_BAGGAGE_KEY, values, context)
+        return context if context is not None else Context()
+    # One copy of the context instead of one per value set.
+    values = dict(context) if context else {}
+    if span is not None:
+        values[_SPAN_KEY] = span
+    if bag is not None:
+        values[_BAGGAGE_KEY] = bag
+    return Context(values)
 
 
 def context_from_w3c(
@@ -162,22 +196,18 @@ def context_from_w3c(
     """Build the extracted context from raw header lines collected in one pass.
 
     The fast path for the tracing middleware: no header re-scan and no getter
-    machinery. Returns ``context`` (or a new empty ``Context``) unchanged when
+    machinery. ``traceparents``, ``tracestates`` and ``baggages`` are every
+    line of that header, in order. Baggage merges into baggage already in
+    ``context``. Returns ``context`` itself (or a new empty ``Context``) when
     neither a valid traceparent nor valid baggage is present.
 
     Since 0.1.0.
     """
-    if context is None:
-        context = Context()
-    if traceparents:
-        with_span = _span_context_in(traceparents, tracestates, context)
-        if with_span is not None:
-            context = with_span
-    if baggages:
-        members = parse_baggage(baggages)
-        if members:
-            context = _baggage_in(members, context)
-    return context
+    span = _remote_span(traceparents, tracestates) if traceparents else None
+    members = parse_baggage(baggages) if baggages else None
+    if span is None and not members:
+        return context if context is not None else Context()
+    return _with(context, span, _baggage_of(members, context) if members else None)
 
 
 class W3CTraceContextPropagator(textmap.TextMapPropagator):
@@ -200,9 +230,8 @@ class W3CTraceContextPropagator(textmap.TextMapPropagator):
         traceparents = _as_bytes(getter.get(carrier, _TRACEPARENT))
         if not traceparents:
             return context
-        tracestates = _as_bytes(getter.get(carrier, _TRACESTATE))
-        with_span = _span_context_in(traceparents, tracestates, context)
-        return context if with_span is None else with_span
+        span = _remote_span(traceparents, _as_bytes(getter.get(carrier, _TRACESTATE)))
+        return context if span is None else _with(context, span, None)
 
     def inject(
         self,
@@ -249,7 +278,7 @@ class W3CBaggagePropagator(textmap.TextMapPropagator):
         if not lines:
             return context
         members = parse_baggage(lines)
-        return _baggage_in(members, context) if members else context
+        return _with(context, None, _baggage_of(members, context)) if members else context
 
     def inject(
         self,

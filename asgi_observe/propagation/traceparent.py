@@ -5,8 +5,8 @@ https://www.w3.org/TR/trace-context-2/#traceparent-header
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, cast
 
 from asgi_observe.propagation._log import log_invalid
 
@@ -26,8 +26,10 @@ _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
 
 _DASH = 0x2D
-_HEX_AND_DASH = b"0123456789abcdef-"
+_HEX = b"0123456789abcdef"
 _OWS = b" \t"
+# Two lowercase hex digits -> value; a dict lookup is cheaper than int(..., 16).
+_BYTE_OF_HEX2 = {b"%02x" % i: i for i in range(256)}
 
 
 class TraceParent(NamedTuple):
@@ -42,6 +44,12 @@ class TraceParent(NamedTuple):
     trace_id: int
     parent_id: int
     flags: int
+
+
+# tuple.__new__ skips the NamedTuple's Python-level __new__ on the hot path.
+_new_traceparent = cast(
+    "Callable[[type[TraceParent], tuple[int, int, int, int]], TraceParent]", tuple.__new__
+)
 
 
 def parse_traceparent(values: Sequence[bytes]) -> TraceParent | None:
@@ -73,11 +81,11 @@ def parse_traceparent(values: Sequence[bytes]) -> TraceParent | None:
         log_invalid("traceparent", raw)
         return None
     head = value if size == TRACEPARENT_V00_LENGTH else value[:TRACEPARENT_V00_LENGTH]
-    # Lowercase hex and exactly the three dashes checked above, nothing else.
-    if head.translate(None, _HEX_AND_DASH) or head.count(b"-") != 3:
+    # Lowercase hex plus exactly the three dashes checked above, nothing else.
+    if head.translate(None, _HEX) != b"---":
         log_invalid("traceparent", raw)
         return None
-    version = int(head[:2], 16)
+    version = _BYTE_OF_HEX2[head[:2]]
     trace_id = int(head[3:35], 16)
     parent_id = int(head[36:52], 16)
     if (
@@ -88,7 +96,7 @@ def parse_traceparent(values: Sequence[bytes]) -> TraceParent | None:
     ):
         log_invalid("traceparent", raw)
         return None
-    return TraceParent(version, trace_id, parent_id, int(head[53:55], 16))
+    return _new_traceparent(TraceParent, (version, trace_id, parent_id, _BYTE_OF_HEX2[head[53:55]]))
 
 
 def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
