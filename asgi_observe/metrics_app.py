@@ -28,22 +28,29 @@ def metrics_app(registry: Any = None) -> ASGIApp:
     the output. Other methods get 405 with an Allow header; a failing collector gets a
     500 with a short message; lifespan events are answered. With no `registry` and
     ``PROMETHEUS_MULTIPROC_DIR`` set, every scrape aggregates all worker processes
-    through a fresh ``MultiProcessCollector``. Mount it anywhere (Starlette ``Mount``,
-    Litestar ``asgi`` handler, a path dispatcher); it ignores the path.
+    through a fresh ``MultiProcessCollector``. It ignores the path: use it as a
+    Starlette ``Route`` endpoint or ``Mount``, a Litestar ``asgi`` handler, or behind
+    `serve_metrics_at`.
 
     Since 0.1.0.
     """
+    return _MetricsApp(registry)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+
+class _MetricsApp:
+    # A class, not a closure: Starlette's Route treats plain functions as
+    # request -> response endpoints and only instances as raw ASGI apps.
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type == "lifespan":
             await _lifespan(receive, send)
         elif scope_type == "http":
-            await _serve(registry, scope, send)
+            await _serve(self.registry, scope, send)
         elif scope_type == "websocket":
             await send({"type": "websocket.close", "code": 1000})
-
-    return app
 
 
 def serve_metrics_at(app: ASGIApp, path: str = "/metrics", registry: Any = None) -> ASGIApp:
