@@ -28,7 +28,7 @@ ACCESS_LOGGER_NAME = "asgi_observe.access"
 # module needs nothing from the middleware (request_id.py imports logging.py, not back).
 request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", default=None)
 
-_Ids = tuple["str | None", "str | None", "str | None"]
+_Ids = tuple[str | None, str | None, str | None]
 _NO_IDS: _Ids = (None, None, None)
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",

@@ -115,6 +115,10 @@ class RequestIdMiddleware:
         self.app = app
         self._header = header_name.lower().encode("ascii")
         self._validator = validator
+        # The default rule needs no guard and implies header safety: call the regex directly.
+        self._accepts: Callable[[str], object] = (
+            _VISIBLE_ASCII.fullmatch if validator is is_valid_request_id else self._accepts_custom
+        )
         self._generator = generator
         self._error_response = error_response
 
@@ -163,13 +167,20 @@ class RequestIdMiddleware:
         for key, value in scope.get("headers", ()):
             if key == name:
                 candidate: str = value.decode("latin-1")
-                try:
-                    accepted = self._validator(candidate) and _header_safe(candidate)
-                except Exception:  # a failing validator rejects; the value is not logged
-                    accepted = False
-                if accepted:
+                if self._accepts(candidate):
                     return candidate
                 break
+        if self._generator is generate_request_id:
+            return generate_request_id()
+        return self._generate_custom()
+
+    def _accepts_custom(self, candidate: str) -> bool:
+        try:
+            return bool(self._validator(candidate)) and _header_safe(candidate)
+        except Exception:  # a failing validator rejects; the value is not logged
+            return False
+
+    def _generate_custom(self) -> str:
         try:
             request_id = self._generator()
             if _header_safe(request_id):
