@@ -163,24 +163,21 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES
-        }
         try:
             message = record.getMessage()
         except Exception:  # bad %-args: keep what was given rather than lose the line
             message = f"{_safe_str(record.msg)} % {_safe_str(record.args)}"
         request_id, trace_id, span_id = _record_ids(record)
         created = datetime.fromtimestamp(record.created, tz=timezone.utc)
-        entry.update(
-            timestamp=created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            level=record.levelname,
-            logger=record.name,
-            message=message,
-            request_id=request_id,
-            trace_id=trace_id,
-            span_id=span_id,
-        )
+        entry: dict[str, Any] = {
+            "timestamp": created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+            "request_id": request_id,
+            "trace_id": trace_id,
+            "span_id": span_id,
+        }
         try:
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
@@ -190,6 +187,9 @@ class JsonFormatter(logging.Formatter):
                 entry["stack"] = self.formatStack(record.stack_info)
         except Exception:
             entry["exception"] = "<unformattable exception>"
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and key not in entry:
+                entry[key] = value
         try:
             return json.dumps(entry, default=_safe_str)
         except Exception:  # circular values or non-string keys in an extra

@@ -325,6 +325,11 @@ def test_json_includes_extra_fields_and_renders_the_unserialisable() -> None:
     } == {key: entry[key] for key in ("user", "tags", "custom", "bad", "when", "raw")}
 
 
+def test_json_keys_win_over_extra_fields_of_the_same_name() -> None:
+    entry = formatted(make_record(level="shadow", logger="shadow", order=1))
+    assert ("INFO", "tests.logging", 1) == (entry["level"], entry["logger"], entry["order"])
+
+
 def test_json_survives_circular_and_non_string_keys() -> None:
     circular: list[Any] = []
     circular.append(circular)
