@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from asgi_driver import Message, Recorder, call, http_scope, plain_app, websocket_scope
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asgi_observe._request import RECORD_KEY, ensure_record, record_of
 from asgi_observe.request_id import (
@@ -149,6 +151,16 @@ async def test_generated_ids_are_unique_per_request() -> None:
     middleware = RequestIdMiddleware(plain_app())
     echoed = [(await request(middleware))[1][0] for _ in range(2_000)]
     assert 2_000 == len(set(echoed))
+
+
+@settings(max_examples=300, deadline=None)
+@given(incoming=st.binary(max_size=300))
+async def test_any_incoming_bytes_are_echoed_only_when_valid(incoming: bytes) -> None:
+    """Property: the echoed id is the incoming value exactly when valid, else a new one."""
+    _, echoed = await request(RequestIdMiddleware(plain_app()), [(HEADER, incoming)])
+    valid = 1 <= len(incoming) <= 128 and all(0x21 <= byte <= 0x7E for byte in incoming)
+    assert 1 == len(echoed)
+    assert (echoed[0] == incoming) if valid else bool(GENERATED.fullmatch(echoed[0].decode()))
 
 
 def test_default_validator_bounds() -> None:
