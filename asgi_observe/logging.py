@@ -30,14 +30,9 @@ request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", d
 
 _Ids = tuple[str | None, str | None, str | None]
 _NO_IDS: _Ids = (None, None, None)
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message",
-    "asctime",
-    "taskName",
-    "request_id",
-    "trace_id",
-    "span_id",
-}
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))).union(
+    ("message", "asctime", "taskName", "request_id", "trace_id", "span_id")
+)
 
 
 def span_ids(span: Span | None) -> tuple[str | None, str | None]:
