@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .routes import ROUTE_KEY
 
 _MARKER = "_asgi_observe_route_hook"
+
+
+def is_quart_app(app: Any) -> bool:
+    """True when `app` is a Quart application; never imports Quart.
+
+    Since 0.1.0
+    """
+    quart = sys.modules.get("quart")  # not imported yet: `app` cannot be a Quart app
+    quart_class = getattr(quart, "Quart", None)
+    return isinstance(quart_class, type) and isinstance(app, quart_class)
 
 
 def register_quart_route_hook(quart_app: Any) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Host, Mount, Route, Router, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgi_observe.quart_support import register_quart_route_hook
+from asgi_observe.quart_support import is_quart_app, register_quart_route_hook
 from asgi_observe.routes import resolve_route
 
 
@@ -286,3 +286,11 @@ async def test_litestar_mounted_in_starlette_joins_both_templates() -> None:
     outer = Starlette(routes=[Mount("/legacy/{v}", app=build_litestar())])
     result = await routes_of(outer, [("GET", "/legacy/7/items/3")])
     assert [(200, "/legacy/{v}/items/{item_id}")] == result
+
+
+def test_is_quart_app() -> None:
+    assert (True, False, False) == (
+        is_quart_app(build_quart()),
+        is_quart_app(starlette_app),
+        is_quart_app(RouteProbe(build_quart())),
+    )
