@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import SpanCapture
 from fastapi import APIRouter, FastAPI
 from litestar import Litestar, get
 from litestar.params import FromPath
@@ -242,7 +241,7 @@ async def test_streaming_duration_covers_the_whole_stream(registry: CollectorReg
 
 
 async def test_exemplars_link_to_the_sampled_trace(
-    registry: CollectorRegistry, span_capture: SpanCapture
+    registry: CollectorRegistry, span_capture: Any
 ) -> None:
     metrics = MetricsMiddleware(starlette_app(), registry=registry)
     app = TracingMiddleware(metrics, tracer_provider=span_capture.provider)
