@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Callable
 
-from ._request import RequestRecord, ensure_record, observe_message
+from ._request import RequestRecord, RouteResolver, ensure_record, observe_message
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .logging import ACCESS_LOGGER_NAME, log_access, request_id_var
 from .routes import resolve_route
@@ -84,6 +84,7 @@ class RequestIdMiddleware:
             (logger ``asgi_observe.access`` when True).
         error_response: when the app raises before starting an HTTP response, send a
             plain 500 carrying the id, then re-raise. `observe()` turns it on.
+        route_resolver: returns the route template for the access log from the scope.
 
     Since 0.1.0.
     """
@@ -97,6 +98,7 @@ class RequestIdMiddleware:
         generator: Callable[[], str] = generate_request_id,
         access_log: bool | logging.Logger = False,
         error_response: bool = False,
+        route_resolver: RouteResolver | None = None,
     ) -> None:
         if not isinstance(header_name, str) or not _HEADER_NAME.fullmatch(header_name):
             raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
@@ -112,6 +114,8 @@ class RequestIdMiddleware:
             raise TypeError(f"access_log must be a bool or a logging.Logger, got {access_log!r}")
         if not isinstance(error_response, bool):
             raise TypeError(f"error_response must be a bool, got {error_response!r}")
+        if route_resolver is not None and not callable(route_resolver):
+            raise TypeError(f"route_resolver must be callable, got {route_resolver!r}")
         self.app = app
         self._header = header_name.lower().encode("ascii")
         self._validator = validator
@@ -121,6 +125,7 @@ class RequestIdMiddleware:
         )
         self._generator = generator
         self._error_response = error_response
+        self._resolve_route = route_resolver or resolve_route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -190,11 +195,10 @@ class RequestIdMiddleware:
             _logger.warning("request id generator failed; using a random id", exc_info=True)
         return generate_request_id()
 
-    @staticmethod
-    def _log_access(logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
+    def _log_access(self, logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
         status = record.status
         if status is None and scope["type"] == "http":
             status = 500  # the app raised or returned without a response: servers send 500
-        route = record.resolve_route(scope, resolve_route)
+        route = record.resolve_route(scope, self._resolve_route)
         method = scope.get("method", "WEBSOCKET")
         log_access(logger, record, method, route, scope.get("path", ""), status)

@@ -323,6 +323,7 @@ async def test_a_failing_generator_falls_back_and_the_request_is_served(
         ({"access_log": "yes"}, TypeError),
         ({"access_log": logging.LoggerAdapter(logging.getLogger("x"))}, TypeError),
         ({"error_response": 1}, TypeError),
+        ({"route_resolver": "/items"}, TypeError),
     ],
 )
 def test_options_are_validated(options: dict[str, Any], error: type[Exception]) -> None:
@@ -473,6 +474,14 @@ async def test_access_log_uses_the_route_template(all_logs: list[Any]) -> None:
     await call(RequestIdMiddleware(app, access_log=True), http_scope("/items/9"))
     (entry,) = access_records(all_logs)
     assert "/items/{item_id}" == entry["route"]
+
+
+async def test_access_log_uses_a_custom_route_resolver(all_logs: list[Any]) -> None:
+    middleware = RequestIdMiddleware(
+        plain_app(), access_log=True, route_resolver=lambda scope: "/custom/{x}"
+    )
+    await call(middleware, http_scope("/custom/1"))
+    assert ["/custom/{x}"] == [e["route"] for e in access_records(all_logs)]
 
 
 async def test_access_log_is_off_by_default(all_logs: list[Any]) -> None:
