@@ -168,17 +168,20 @@ def test_parse_never_raises_on_header_lines(lines: list[bytes]) -> None:
 
 
 HEX = "0123456789abcdef"
-NEAR_HEX = HEX + "ABCDEFg-_ +\t\n,"
+DAMAGE = HEX + "ABCDEFg-_ +\t\n,"
 
 
 @st.composite
 def near_valid_traceparents(draw: st.DrawFn) -> str:
-    """Strings shaped like a traceparent with occasional damage in any field."""
-    alphabet = st.sampled_from(HEX) if draw(st.booleans()) else st.sampled_from(NEAR_HEX)
-    field = lambda n: st.text(alphabet, min_size=n - 1, max_size=n + 1)  # noqa: E731
-    parts = [draw(field(2)), draw(field(32)), draw(field(16)), draw(field(2))]
+    """Valid traceparents of several versions, half of them with one field damaged."""
+    fields = [draw(st.text(HEX, min_size=n, max_size=n)) for n in (32, 16, 2)]
+    if draw(st.booleans()):
+        index = draw(st.integers(0, 2))
+        size = len(fields[index])
+        fields[index] = draw(st.text(DAMAGE, min_size=size - 1, max_size=size + 1))
+    version = draw(st.sampled_from(["00", "01", "cc", "ff", "0A"]))
     tail = draw(st.sampled_from(["", "-", "-x", "x", "\n", " ", ",00"]))
-    return draw(st.sampled_from(["", " ", "\t"])) + "-".join(parts) + tail
+    return draw(st.sampled_from(["", " ", "\t"])) + "-".join([version, *fields]) + tail
 
 
 @given(near_valid_traceparents())
