@@ -77,7 +77,10 @@ async def call_downstream() -> dict[str, int]:
 
 
 async def downstream_reachable() -> bool:
-    return bool(DOWNSTREAM_URL)
+    # Readiness: the service we depend on answers (a hang counts as a failure too).
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        response = await client.get(DOWNSTREAM_URL)
+    return response.status_code < 500
 
 
 async def log_exception(exception: Exception, scope: Scope) -> None:

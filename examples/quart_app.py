@@ -76,13 +76,16 @@ async def call_downstream() -> dict[str, object]:
 
 
 async def downstream_reachable() -> bool:
-    return bool(DOWNSTREAM_URL)
+    # Readiness: the service we depend on answers (a hang counts as a failure too).
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        response = await client.get(DOWNSTREAM_URL)
+    return response.status_code < 500
 
 
 # Quart has no mounts: observe() serves /metrics and the /health probes itself, in
 # front of the app. Replacing app.asgi_app keeps `app` the Quart object, so its CLI,
 # test client and decorators work as before.
-app.asgi_app = asgi_observe.observe(  # type: ignore[method-assign]
+app.asgi_app = asgi_observe.observe(  # type: ignore[method-assign,assignment]
     app.asgi_app,
     metrics_path="/metrics",
     health_path="/health",

@@ -98,7 +98,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
 
 
 async def service(scope: Scope, receive: Receive, send: Send) -> None:
-    """The application: a tiny path router, without any observability code."""
+    """The application: a tiny path router that publishes the route template it matched."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -122,7 +122,10 @@ async def service(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def downstream_reachable() -> bool:
-    return bool(DOWNSTREAM_URL)
+    # Readiness: the service we depend on answers (a hang counts as a failure too).
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        response = await client.get(DOWNSTREAM_URL)
+    return response.status_code < 500
 
 
 # Without a framework there is nothing to mount into: observe() serves /metrics and the

@@ -75,7 +75,10 @@ async def call_downstream(request: Request) -> JSONResponse:
 
 
 async def downstream_reachable() -> bool:
-    return bool(DOWNSTREAM_URL)
+    # Readiness: the service we depend on answers (a hang counts as a failure too).
+    async with httpx.AsyncClient(timeout=0.5) as client:
+        response = await client.get(DOWNSTREAM_URL)
+    return response.status_code < 500
 
 
 health = asgi_observe.health_app(checks={"downstream": downstream_reachable})
@@ -98,9 +101,8 @@ starlette_app = Starlette(
     ],
 )
 
-# Wrapping the whole app (rather than adding a Middleware to the list) puts the
-# observability layers outside Starlette's ServerErrorMiddleware, so the 500 it sends
-# for an unhandled exception still gets an X-Request-ID and is measured.
+# Wrapping the whole app puts the observability layers outside Starlette's
+# ServerErrorMiddleware: the 500 it sends for an unhandled exception passes through them.
 # metrics_path serves /metrics in front of those layers, so scrapes are neither traced
 # nor counted (Mount("/metrics", app=asgi_observe.metrics_app()) works too, but
 # Starlette then redirects /metrics to /metrics/).

@@ -1,11 +1,11 @@
-"""Fixtures for end-to-end tests; the helpers live in harness.py."""
+"""Fixtures for end-to-end tests; the helpers live in e2e_harness.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from harness import Collector, EchoHandler, OTLPHandler, Recorder, serving
+from e2e_harness import Collector, EchoHandler, OTLPHandler, Recorder, serving
 
 
 @pytest.fixture(scope="session")

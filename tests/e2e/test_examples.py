@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from harness import (
+from e2e_harness import (
     LOOPBACK,
     Collector,
     ExportedSpan,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import (
+from e2e_harness import (
     LOOPBACK,
     REPO_ROOT,
     asgi_server_argv,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from dashboard_queries import expressions, load, substitute
-from harness import (
+from e2e_harness import (
     LOOPBACK,
     Process,
     asgi_server_argv,
