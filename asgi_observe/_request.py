@@ -29,18 +29,18 @@ class RequestRecord:
     """What one request has shown so far; read and written by every layer."""
 
     __slots__ = (
-        "start_ns",
         "_start_perf_ns",
+        "client_disconnected",
         "end_ns",
+        "exception",
         "request_id",
-        "span",
-        "status",
+        "response_started",
         "route",
         "route_resolved",
-        "exception",
+        "span",
+        "start_ns",
+        "status",
         "trailers_expected",
-        "response_started",
-        "client_disconnected",
     )
 
     def __init__(self) -> None:

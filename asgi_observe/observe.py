@@ -17,7 +17,7 @@ from .logging import install_log_record_factory
 from .metrics import MetricsMiddleware
 from .metrics_app import metrics_app
 from .propagation import install_global_propagator
-from .quart_support import register_quart_route_hook
+from .quart_support import is_quart_app, register_quart_route_hook
 from .request_id import RequestIdMiddleware
 from .tracing import TracingMiddleware
 
@@ -110,7 +110,11 @@ def observe(
         route_resolver=route_resolver,
     )
     layered = RequestIdMiddleware(
-        layered, header_name=request_id_header, access_log=access_log, error_response=True
+        layered,
+        header_name=request_id_header,
+        access_log=access_log,
+        error_response=True,
+        route_resolver=route_resolver,
     )
 
     bypass_paths = set(exclude_paths)
@@ -134,12 +138,9 @@ def observe(
 
 
 def _quart_app_of(app: Any) -> Any:
-    # Quart is recognised by duck typing, never imported: the app itself, or its bound
-    # `asgi_app` method (`app.asgi_app = observe(app.asgi_app)`).
+    # The Quart app itself, or its bound `asgi_app` (`app.asgi_app = observe(app.asgi_app)`).
     for candidate in (app, getattr(app, "__self__", None)):
-        if callable(getattr(candidate, "url_value_preprocessor", None)) and hasattr(
-            candidate, "url_map"
-        ):
+        if is_quart_app(candidate):
             return candidate
     return None
 

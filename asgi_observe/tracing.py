@@ -27,6 +27,9 @@ INCOMPLETE_RESPONSE = "incomplete_response"
 _INSTRUMENTATION_NAME = "asgi_observe"
 _HEADER_SLOTS = {b"traceparent": 0, b"tracestate": 1, b"baggage": 2, b"host": 3, b"user-agent": 4}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+# FastAPI >= 0.16x starts its own SERVER span whenever an SDK provider is set, unless
+# this key is in the scope; a None value also turns its per-route hooks off.
+_FASTAPI_TELEMETRY_KEY = "fastapi.telemetry"
 
 
 class TracingMiddleware:
@@ -81,6 +84,7 @@ class TracingMiddleware:
             return
 
         scope, record = ensure_record(scope)
+        scope.setdefault(_FASTAPI_TELEMETRY_KEY, None)  # one server span per request
         parent_context, attributes, method = self._start_facts(scope, scope_type)
         span = self._tracer.start_span(
             method,

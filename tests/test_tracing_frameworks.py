@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry import propagate, trace
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from asgi_observe.propagation import w3c_propagator
 from asgi_observe.quart_support import register_quart_route_hook
@@ -151,3 +151,27 @@ async def test_starlette_exception_marks_the_span(span_capture: Any) -> None:
     assert StatusCode.ERROR == span.status.status_code
     assert "builtins" not in span.attributes["error.type"]
     assert "GET /boom" == span.name
+
+
+async def test_fastapi_native_telemetry_does_not_add_a_second_span(span_capture: Any) -> None:
+    from fastapi import FastAPI
+
+    # FastAPI starts its own server span when it is given (or finds) an SDK provider.
+    fastapi = FastAPI(telemetry={"tracer_provider": span_capture.provider})
+
+    @fastapi.get("/items/{item_id}")
+    async def item(item_id: str) -> dict[str, str]:
+        return {"item_id": item_id}
+
+    alone = await get(fastapi, "/items/1")
+    assert 200 == alone.status_code
+    # FastAPI's own server span (and its internal ones): the guard is needed.
+    assert [SpanKind.SERVER] == [s.kind for s in span_capture.spans if s.kind is SpanKind.SERVER]
+    span_capture.exporter.clear()
+
+    response = await get(
+        TracingMiddleware(fastapi, tracer_provider=span_capture.provider), "/items/2"
+    )
+    assert 200 == response.status_code
+    (span,) = span_capture.spans
+    assert "GET /items/{item_id}" == span.name
