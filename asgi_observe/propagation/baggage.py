@@ -23,12 +23,12 @@ MAX_BAGGAGE_INPUT = 4 * MAX_BAGGAGE_BYTES
 # key = token (RFC 7230 section 3.2.6 tchar).
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E
-_BAGGAGE_OCTET = bytes(c for c in range(0x21, 0x7F) if c not in b'",;\\')
+_OCTET = bytes(c for c in range(0x21, 0x7F) if c not in b'",;\\')
 _TCHAR_STR = frozenset(_TCHAR.decode())
-_BAGGAGE_OCTET_STR = frozenset(_BAGGAGE_OCTET.decode())
+_OCTET_STR = frozenset(_OCTET.decode())
 # Outbound values keep every baggage-octet but "%", which must be escaped so
 # that the receiver's percent-decoding gives back the same text.
-_SAFE = _BAGGAGE_OCTET.decode().replace("%", "")
+_SAFE = _OCTET.decode().replace("%", "")
 _OWS = b" \t"
 _HEXDIGITS = b"0123456789abcdefABCDEF"
 _BYTE_OF_HEX2 = {
@@ -77,38 +77,37 @@ def parse_baggage(values: Sequence[bytes]) -> list[BaggageMember]:
         raw = item.strip(_OWS)
         if not raw:
             continue
-        member = _parse_member(raw)
-        if member is None:
-            log_invalid("baggage member", raw)
-            continue
         size = len(raw) + 1
         if total + size > MAX_BAGGAGE_BYTES:
             continue
+        # list-member = key OWS "=" OWS value *( OWS ";" OWS property ); a key never
+        # holds "=" or ";" but a value may hold "=" (#value): split at the first "=".
+        # (Inlined rather than a helper: this loop is the hot path.)
+        key, eq, value = raw.partition(b"=")
+        props = b""
+        if b";" in value:
+            value, _, props = value.partition(b";")
+            props = props.strip(_OWS)
+            if not _valid_properties(props):
+                log_invalid("baggage member", raw)
+                continue
+        key = key.rstrip(_OWS)
+        value = value.strip(_OWS)
+        # isalnum() is a cheap exact answer for the common case; translate() decides the rest.
+        if (
+            not eq
+            or not key
+            or not (key.isalnum() or not key.translate(None, _TCHAR))
+            or not (value.isalnum() or not value.translate(None, _OCTET))
+        ):
+            log_invalid("baggage member", raw)
+            continue
+        text = _percent_decode(value) if b"%" in value else value.decode("ascii")
+        members.append(_new_member(BaggageMember, (key.decode(), text, props.decode())))
         total += size
-        members.append(member)
         if len(members) == MAX_BAGGAGE_MEMBERS:
             break
     return members
-
-
-def _parse_member(raw: bytes) -> BaggageMember | None:
-    # list-member = key OWS "=" OWS value *( OWS ";" OWS property ); a key never
-    # holds "=" or ";", and a value may hold "=" (#value), so split at the first "=".
-    key, eq, value = raw.partition(b"=")
-    if not eq:
-        return None
-    props = b""
-    if b";" in value:
-        value, _, props = value.partition(b";")
-        props = props.strip(_OWS)
-        if not _valid_properties(props):
-            return None
-    key = key.rstrip(_OWS)
-    value = value.strip(_OWS)
-    if not key or key.translate(None, _TCHAR) or value.translate(None, _BAGGAGE_OCTET):
-        return None
-    text = _percent_decode(value) if b"%" in value else value.decode("ascii")
-    return _new_member(BaggageMember, (key.decode("ascii"), text, props.decode("ascii")))
 
 
 def _percent_decode(value: bytes) -> str:
@@ -132,9 +131,10 @@ def _valid_properties(props: bytes) -> bool:
     for prop in props.split(b";"):
         key, eq, value = prop.partition(b"=")
         key = key.strip(_OWS)
-        if not key or key.translate(None, _TCHAR):
+        if not key or not (key.isalnum() or not key.translate(None, _TCHAR)):
             return False
-        if eq and value.strip(_OWS).translate(None, _BAGGAGE_OCTET):
+        value = value.strip(_OWS)
+        if eq and not (value.isalnum() or not value.translate(None, _OCTET)):
             return False
     return True
 
@@ -155,15 +155,17 @@ def format_baggage(members: Iterable[BaggageMember]) -> str:
     parts: list[str] = []
     total = -1
     for key, value, props in members:
-        if not key or not _TCHAR_STR.issuperset(key):
+        # str.isalnum() accepts non-ASCII letters, hence isascii() in the fast paths.
+        if not (key.isascii() and key.isalnum()) and not (key and _TCHAR_STR.issuperset(key)):
             continue
         if props and not _valid_properties_str(props):
             continue
-        encoded = (
-            value
-            if _BAGGAGE_OCTET_STR.issuperset(value) and "%" not in value
-            else (quote(value, safe=_SAFE, errors="surrogatepass"))
-        )
+        if (value.isascii() and value.isalnum()) or (
+            _OCTET_STR.issuperset(value) and "%" not in value
+        ):
+            encoded = value
+        else:
+            encoded = quote(value, safe=_SAFE, errors="surrogatepass")
         item = f"{key}={encoded};{props}" if props else f"{key}={encoded}"
         size = len(item) + 1
         if total + size > MAX_BAGGAGE_BYTES:

@@ -25,7 +25,7 @@ from asgi_observe.propagation.tracestate import (
     MAX_TRACESTATE_MEMBERS,
     format_tracestate,
     is_valid_tracestate_member,
-    parse_tracestate,
+    parse_tracestate_dict,
 )
 
 __all__ = [
@@ -74,10 +74,10 @@ class W3CTraceState(TraceState):
                 self._dict[key] = value
 
     @classmethod
-    def from_validated(cls, entries: Iterable[tuple[str, str]]) -> W3CTraceState:
-        """Build from entries that already passed :func:`parse_tracestate`."""
+    def from_validated(cls, entries: Iterable[tuple[str, str]] | dict[str, str]) -> W3CTraceState:
+        """Build from entries that already passed :func:`parse_tracestate` (no copy of a dict)."""
         state = cls.__new__(cls)
-        state._dict = dict(entries)
+        state._dict = entries if type(entries) is dict else dict(entries)
         state._header = None
         return state
 
@@ -149,7 +149,7 @@ def _remote_span(
     if parent is None:
         return None
     # An invalid traceparent means tracestate is never parsed (trace-context-2 #tracestate-header).
-    entries = parse_tracestate(tracestates) if tracestates else None
+    entries = parse_tracestate_dict(tracestates) if tracestates else None
     span_context = trace.SpanContext(
         parent.trace_id,
         parent.parent_id,

@@ -9,7 +9,12 @@ from collections.abc import Iterable, Sequence
 
 from asgi_observe.propagation._log import log_invalid
 
-__all__ = ["format_tracestate", "is_valid_tracestate_member", "parse_tracestate"]
+__all__ = [
+    "format_tracestate",
+    "is_valid_tracestate_member",
+    "parse_tracestate",
+    "parse_tracestate_dict",
+]
 
 # "There can be a maximum of 32 list-members in a list" (#tracestate-header-field-values).
 MAX_TRACESTATE_MEMBERS = 32
@@ -46,12 +51,18 @@ def parse_tracestate(values: Sequence[bytes]) -> list[tuple[str, str]]:
 
     Since 0.1.0.
     """
+    return list(parse_tracestate_dict(values).items())
+
+
+def parse_tracestate_dict(values: Sequence[bytes]) -> dict[str, str]:
+    """:func:`parse_tracestate` as an insertion-ordered dict (the propagator's fast path)."""
     if not values:
-        return []
+        return {}
     data = values[0] if len(values) == 1 else b",".join(values)
-    if len(data) > MAX_TRACESTATE_INPUT:
+    size = len(data)
+    if size > MAX_TRACESTATE_INPUT:
         log_invalid("tracestate (too long)", data)
-        return []
+        return {}
     entries: dict[bytes, bytes] = {}
     count = 0
     for item in data.split(b","):
@@ -59,25 +70,26 @@ def parse_tracestate(values: Sequence[bytes]) -> list[tuple[str, str]]:
         if not member:
             continue  # empty and whitespace-only members are allowed
         count += 1
-        key, eq, value = member.partition(b"=")
+        key, _, value = member.partition(b"=")
         if (
             count > MAX_TRACESTATE_MEMBERS
-            or not eq
             or not key
-            or not value
+            or not value  # also when there is no "="
             or len(key) > MAX_KEY_LENGTH
             or len(value) > MAX_VALUE_LENGTH
             or key[0] not in _KEY_FIRST
-            or key.translate(None, _KEY_CHARS)
-            or value.translate(None, _VALUE_CHARS)
+            # isalnum() (+ islower() for keys) is a cheap exact answer for the common case.
+            or not ((key.isalnum() and key.islower()) or not key.translate(None, _KEY_CHARS))
+            or not (value.isalnum() or not value.translate(None, _VALUE_CHARS))
         ):
             # The member was stripped, so the value cannot end with a space.
             log_invalid("tracestate", data)
-            return []
+            return {}
         if key not in entries:
             entries[key] = value
-    pairs = [(key.decode("ascii"), value.decode("ascii")) for key, value in entries.items()]
-    return _truncate(pairs)
+    pairs = {key.decode(): value.decode() for key, value in entries.items()}
+    # The entries re-joined are never longer than the input they came from.
+    return pairs if size <= MAX_TRACESTATE_LENGTH else dict(_truncate(list(pairs.items())))
 
 
 def is_valid_tracestate_member(key: str, value: str) -> bool:
@@ -107,7 +119,10 @@ def format_tracestate(entries: Iterable[tuple[str, str]]) -> str:
     Since 0.1.0.
     """
     pairs = entries if isinstance(entries, list) else list(entries)
-    return ",".join(f"{key}={value}" for key, value in _truncate(pairs))
+    header = ",".join([f"{key}={value}" for key, value in pairs])
+    if len(header) <= MAX_TRACESTATE_LENGTH:
+        return header
+    return ",".join([f"{key}={value}" for key, value in _truncate(pairs)])
 
 
 def _truncate(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
