@@ -210,6 +210,23 @@ async def test_an_exception_captured_inside_the_app_gives_one_event(
     assert "http://127.0.0.1:8000/one" == events[0]["request"]["url"]
 
 
+async def test_one_event_without_sentrys_dedupe_integration(receiver: Receiver) -> None:
+    """The middleware's own check, not DedupeIntegration, keeps it to one event."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            sentry_sdk.capture_exception(exc)
+            raise
+
+    with sentry_client(receiver.dsn, default_integrations=False):
+        assert None is sentry_sdk.get_client().get_integration("dedupe")
+        with pytest.raises(KeyError):
+            await call(SentryMiddleware(app), http_scope())
+        assert 1 == len(flushed(receiver))
+
+
 async def test_a_captured_exception_wrapped_on_its_way_out_gives_one_event(
     sentry: Any, receiver: Receiver
 ) -> None:
