@@ -36,17 +36,31 @@ class ExportFailureFilter(logging.Filter):
         self._lock = threading.Lock()
         self._next_report = 0.0
         self._suppressed = 0
+        self._reports = 0
+        self._collapsed = 0
+
+    @property
+    def reports(self) -> int:
+        """How many warnings this filter has logged."""
+        return self._reports
+
+    @property
+    def collapsed(self) -> int:
+        """How many exporter records it has dropped (reported ones included)."""
+        return self._collapsed
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
         now = time.monotonic()
         with self._lock:
+            self._collapsed += 1
             if now < self._next_report:
                 self._suppressed += 1
                 return False
             self._next_report = now + self.interval_s
             suppressed, self._suppressed = self._suppressed, 0
+            self._reports += 1
         try:
             detail = record.getMessage()
         except Exception:  # a bad format string must not hide the failure itself
