@@ -133,6 +133,10 @@ class TracingMiddleware:
         except BaseException as exc:
             record.exception = exc
             if span_open:
+                if not record.response_started and isinstance(exc, Exception):
+                    # Whoever answers now (observe()'s request-id layer, or the server)
+                    # sends a 500.
+                    span.set_attribute("http.response.status_code", 500)
                 _record_exception(span, exc)
             raise
         else:

@@ -212,6 +212,7 @@ async def test_exception_is_recorded_and_reraised_unchanged(span_capture: Any) -
     (span,) = span_capture.spans
     assert StatusCode.ERROR == span.status.status_code
     assert f"{__name__}.PaymentDeclined" == span.attributes["error.type"]
+    assert 500 == span.attributes["http.response.status_code"]  # what the server answers
     assert ["exception"] == [event.name for event in span.events]
 
 
