@@ -423,3 +423,43 @@ def test_nothing_is_logged_when_debug_is_off(caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.INFO, logger="asgi_observe.propagation")
     context_from_w3c([b"bad"], [], [b"bad key=1"])
     assert [] == caplog.records
+
+
+def test_baggage_value_copies_and_pickles_with_its_properties() -> None:
+    value = BaggageValue("v", "p=1")
+    for clone in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):
+        assert (BaggageValue, "v", "p=1") == (type(clone), clone, clone.properties)
+
+
+def test_extract_accepts_a_getter_that_returns_one_string() -> None:
+    class OneValueGetter(Getter[dict[str, str]]):
+        def get(self, carrier: dict[str, str], key: str) -> str | None:  # type: ignore[override]
+            return carrier.get(key)
+
+        def keys(self, carrier: dict[str, str]) -> list[str]:
+            return list(carrier)
+
+    carrier = {"traceparent": TP, "tracestate": "1abc=x", "baggage": "a=1"}
+    context = w3c_propagator().extract(carrier, getter=OneValueGetter())
+    assert "1abc=x" == span_context_of(context).trace_state.to_header()
+    assert {"a": "1"} == baggage.get_all(context)
+
+
+def test_inject_ignores_a_properties_attribute_on_foreign_values() -> None:
+    class Tagged:
+        properties = {"not": "text"}
+
+        def __str__(self) -> str:
+            return "tagged"
+
+    carrier: dict[str, str] = {}
+    W3CBaggagePropagator().inject(carrier, baggage.set_baggage("k", Tagged(), Context()))
+    assert {"baggage": "k=tagged"} == carrier
+
+
+def test_inject_drops_a_baggage_value_with_invalid_properties() -> None:
+    context = baggage.set_baggage("bad", BaggageValue("v", "p q"), Context())
+    context = baggage.set_baggage("ok", BaggageValue("v", "p"), context)
+    carrier: dict[str, str] = {}
+    W3CBaggagePropagator().inject(carrier, context)
+    assert {"baggage": "ok=v;p"} == carrier

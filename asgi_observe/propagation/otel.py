@@ -131,6 +131,8 @@ class BaggageValue(str):
 def _as_bytes(values: Iterable[Any] | None) -> list[bytes]:
     if not values:
         return []
+    if isinstance(values, (str, bytes)):  # a getter that returned one value, not a list
+        values = [values]
     out: list[bytes] = []
     for value in values:
         if isinstance(value, bytes):
@@ -300,7 +302,8 @@ class W3CBaggagePropagator(textmap.TextMapPropagator):
 
 def _members_of(entries: Mapping[str, object]) -> Iterable[BaggageMember]:
     for key, value in entries.items():
-        yield BaggageMember(str(key), str(value), getattr(value, "properties", "") or "")
+        props = value.properties if isinstance(value, BaggageValue) else ""
+        yield BaggageMember(str(key), str(value), props if isinstance(props, str) else "")
 
 
 _COMPOSITE = CompositePropagator([W3CTraceContextPropagator(), W3CBaggagePropagator()])
