@@ -5,9 +5,12 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
+import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from opentelemetry import baggage, propagate, trace
 from opentelemetry.context import Context, attach, detach
 from opentelemetry.propagators.textmap import Getter
@@ -463,3 +466,79 @@ def test_inject_drops_a_baggage_value_with_invalid_properties() -> None:
     carrier: dict[str, str] = {}
     W3CBaggagePropagator().inject(carrier, context)
     assert {"baggage": "ok=v;p"} == carrier
+
+
+lines = st.lists(st.binary(max_size=80), max_size=4)
+
+
+@given(lines, lines, lines)
+@example([b"00-" + b"1" * 32 + b"-" + b"1" * 16 + b"-01"], [b"a=\xff"], [b"k=%\xff;\xff"])
+def test_context_from_w3c_never_raises(
+    tps: list[bytes], tss: list[bytes], bgs: list[bytes]
+) -> None:
+    context = context_from_w3c(tps, tss, bgs)
+    carrier: dict[str, str] = {}
+    w3c_propagator().inject(carrier, context)
+    assert set(carrier) <= {"traceparent", "tracestate", "baggage"}
+
+
+header_values = st.one_of(
+    st.none(),
+    st.text(max_size=80),
+    st.lists(st.one_of(st.text(max_size=60), st.binary(max_size=60))),
+)
+
+
+@given(header_values, header_values, header_values)
+def test_propagator_extract_never_raises(tp: object, ts: object, bg: object) -> None:
+    carrier = {"traceparent": tp, "tracestate": ts, "baggage": bg}
+    assert isinstance(w3c_propagator().extract(carrier), Context)
+
+
+@given(
+    st.integers(1, 2**128 - 1),
+    st.integers(1, 2**64 - 1),
+    st.integers(0, 3),
+    st.dictionaries(
+        st.text("abcdefghijklmnopqrstuvwxyz0123456789_-*/@", min_size=1, max_size=10).filter(
+            lambda k: k[0].isalnum()
+        ),
+        st.from_regex(
+            r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,10}[\x21-\x2b\x2d-\x3c\x3e-\x7e]", fullmatch=True
+        ),
+        max_size=8,
+    ),
+    st.dictionaries(
+        st.text("abcXYZ019!#$&'*+-.^_`|~", min_size=1, max_size=8), st.text(max_size=12), max_size=8
+    ),
+)
+def test_inject_then_extract_round_trips(
+    trace_id: int, span_id: int, flags: int, state: dict[str, str], bag: dict[str, str]
+) -> None:
+    span_context = trace.SpanContext(
+        trace_id, span_id, True, trace.TraceFlags(flags), W3CTraceState.from_validated(state)
+    )
+    context = trace.set_span_in_context(trace.NonRecordingSpan(span_context), Context())
+    for key, value in bag.items():
+        context = baggage.set_baggage(key, value, context)
+    carrier: dict[str, str] = {}
+    w3c_propagator().inject(carrier, context)
+    back = w3c_propagator().extract(carrier, Context())
+    got = span_context_of(back)
+    assert (trace_id, span_id, flags, state) == (
+        got.trace_id,
+        got.span_id,
+        got.trace_flags,
+        dict(got.trace_state),
+    )
+    assert bag == dict(baggage.get_all(back))
+
+
+def test_context_from_w3c_with_100kb_headers_is_fast() -> None:
+    huge = b"k=" + b"v" * 100_000
+    many = [b"a=1"] * 10_000
+    start = time.perf_counter()
+    context_from_w3c([TP.encode()], [huge], [huge])
+    context_from_w3c([TP.encode()], many, many)
+    context_from_w3c([TP.encode()], [b",".join(many)], [b",".join(many)])
+    assert time.perf_counter() - start < 0.05
