@@ -125,3 +125,26 @@ _MISSING_OTLP = "OTLP export needs opentelemetry-exporter-otlp: pip install 'asg
 
 def _dict(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     return None if headers is None else dict(headers)
+
+
+def check_exporter_packages(settings: Settings) -> None:
+    """Raise ValueError when an OTLP exporter was chosen but its package is missing."""
+    for exporters, protocol in (
+        (settings.traces_exporters, settings.traces_protocol),
+        (settings.metrics_exporters, settings.metrics_protocol),
+    ):
+        package = "grpc" if protocol == "grpc" else "http"
+        if "otlp" in exporters and not _importable(f"opentelemetry.exporter.otlp.proto.{package}"):
+            raise ValueError(
+                f"OTLP export over {protocol} needs opentelemetry-exporter-otlp: "
+                "pip install 'asgi-observe[otlp]'"
+            )
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[demo]'\n")
+        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[cli]'\n")
     if args.command == "demo":
         return _demo(args, uvicorn)
     return _run(args, uvicorn)

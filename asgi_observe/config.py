@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -12,8 +11,9 @@ from typing import TYPE_CHECKING
 from opentelemetry import metrics, trace
 
 from . import _settings
-from ._exporters import install_meter_provider, install_tracer_provider
+from ._exporters import check_exporter_packages, install_meter_provider, install_tracer_provider
 from ._flush import flush_telemetry
+from ._sentry_init import check_sentry, init_sentry
 from ._settings import Settings, read_settings
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ def validate_environment(environ: Mapping[str, str] | None = None) -> None:
     Since 0.1.0.
     """
     settings = read_settings(os.environ if environ is None else environ)
-    _check_sentry(settings.sentry_dsn)
+    check_sentry(settings.sentry_dsn)
+    check_exporter_packages(settings)
 
 
 def configure(
@@ -122,7 +123,8 @@ def configure(
         sentry_release=sentry_release,
         sentry_traces_sample_rate=sentry_traces_sample_rate,
     )
-    _check_sentry(settings.sentry_dsn)
+    check_sentry(settings.sentry_dsn)
+    check_exporter_packages(settings)
     owns_tracer = owns_meter = False
     with _lock:
         if install_propagator:
@@ -144,7 +146,7 @@ def configure(
             if settings.metrics_exporters and not _meter_provider_set():
                 install_meter_provider(settings, resource, endpoint, headers)
                 owns_meter = True
-    sentry = _init_sentry(settings)
+    sentry = init_sentry(settings)
     return TelemetryHandle(settings, owns_tracer=owns_tracer, owns_meter=owns_meter, sentry=sentry)
 
 
@@ -191,37 +193,3 @@ def _meter_provider_set() -> bool:
     from opentelemetry.metrics._internal import _ProxyMeterProvider
 
     return not isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
-
-
-def _check_sentry(dsn: str | None) -> None:
-    if not dsn:
-        return
-    try:
-        from sentry_sdk.utils import BadDsn, Dsn
-    except ImportError:
-        raise ValueError(
-            "SENTRY_DSN is set but sentry-sdk is not installed: pip install 'asgi-observe[sentry]'"
-        ) from None
-    try:
-        Dsn(dsn)
-    except BadDsn as exc:
-        raise ValueError(f"SENTRY_DSN: not a valid DSN ({exc})") from None
-
-
-def _init_sentry(settings: Settings) -> bool:
-    if not settings.sentry_dsn:
-        loaded = sys.modules.get("sentry_sdk")  # never imported just to look
-        return bool(loaded is not None and loaded.get_client().is_active())
-    import sentry_sdk
-
-    if not sentry_sdk.get_client().is_active():  # a client the app set up is kept
-        sentry_sdk.init(
-            dsn=settings.sentry_dsn,
-            environment=settings.sentry_environment,
-            release=settings.sentry_release,
-            traces_sample_rate=settings.sentry_traces_sample_rate,
-            # SentryMiddleware captures requests; the framework integrations would
-            # wrap the same requests a second time.
-            auto_enabling_integrations=False,
-        )
-    return True

@@ -466,3 +466,18 @@ def test_after_the_interval_the_next_failure_reports_the_suppressed_count(
     messages = [r.getMessage() for r in caplog.records if r.name == EXPORT_LOGGER_NAME]
     assert 2 == len(messages)
     assert "(2 suppressed since the last report)" in messages[1]
+
+
+def test_otlp_without_the_exporter_package_fails_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asgi_observe import _exporters
+
+    monkeypatch.setattr(_exporters, "_importable", lambda module: False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+
+    with pytest.raises(ValueError, match=r"asgi-observe\[otlp\]"):
+        validate_environment()
+    with pytest.raises(ValueError, match="opentelemetry-exporter-otlp"):
+        configure()
+    assert not is_configured()
