@@ -1,85 +1,127 @@
-"""What SentryMiddleware adds to an event, built only when an event is actually sent.
+"""One request's Sentry event processor: what an event gets, built only when one exists.
 
-No sentry-sdk import here: these helpers work on the plain dicts sentry-sdk passes to
-event processors and ``before_send``.
+No sentry-sdk import here: the processor works on the plain dicts sentry-sdk passes.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
 
-from ._request import RequestRecord
+from ._request import RequestRecord, RouteResolver
 from ._scrub_values import MAX_BODY_BYTES
+from ._sentry_policy import (
+    SCRUBBER_HINT_KEY,
+    ErrorPolicy,
+    is_automatic,
+    mark_reported,
+    scrub_last,
+)
 from ._types import Scope
-from .scrub import Scrubber
-
-SCRUBBER_HINT_KEY = "asgi_observe.scrubber"
-"""Hint key under which the request's event processor leaves the `Scrubber` to run last."""
-
-_STATUS_ATTRIBUTES = ("status_code", "code", "status")
-_HOOKS = ("before_send", "before_send_transaction")
+from .scrub import SECRETS_HINT_KEY, Scrubber
 
 
-class RequestFacts:
-    """What one request showed that an event may need: kept cheap until an event exists."""
+class RequestEvents:
+    """Added to the request's isolation scope: runs for every event captured inside it.
 
-    __slots__ = ("_body", "_body_size", "_secrets", "record", "reported", "scope")
+    Keeps references to the received body chunks (up to `MAX_BODY_BYTES`); everything
+    else, the request's secret values included, is computed when an event is processed.
+    """
 
-    def __init__(self, scope: Scope, record: RequestRecord) -> None:
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_get_client",
+        "_policy",
+        "_resolve_route",
+        "_scrubber",
+        "_secrets",
+        "record",
+        "reported",
+        "scope",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        record: RequestRecord,
+        scrubber: Scrubber,
+        policy: ErrorPolicy,
+        resolve_route: RouteResolver,
+        get_client: Callable[[], Any],
+    ) -> None:
         self.scope = scope
         self.record = record
-        self.reported = False
+        self.reported = False  # an exception event went out for this request
+        self._scrubber = scrubber
+        self._policy = policy
+        self._resolve_route = resolve_route
+        self._get_client = get_client
         self._body: list[bytes] | None = None
         self._body_size = 0
         self._secrets: frozenset[str] | None = None
 
     def keep_body(self, chunk: Any) -> None:
-        """Keep a reference to a received body chunk, up to `MAX_BODY_BYTES`."""
         if chunk and self._body_size < MAX_BODY_BYTES:
             if self._body is None:
                 self._body = []
             self._body.append(chunk)
             self._body_size += len(chunk)
 
-    def secrets(self, scrubber: Scrubber) -> frozenset[str]:
+    def secrets(self) -> frozenset[str]:
         """The secret values of this request's headers, cookies, query and body."""
         if self._secrets is None:
             scope = self.scope
             body = b"".join(self._body)[:MAX_BODY_BYTES] if self._body else b""
-            self._secrets = scrubber.request_secrets(
+            self._secrets = self._scrubber.request_secrets(
                 scope.get("headers") or (), scope.get("query_string") or b"", body
             )
         return self._secrets
 
+    def __call__(self, event: Any, hint: Any) -> Any:
+        """The event processor."""
+        if not isinstance(hint, dict):
+            return event
+        # Scrubbing is arranged first: whatever fails below, the event leaves scrubbed.
+        hint[SCRUBBER_HINT_KEY] = self._scrubber
+        scrub_last(self._get_client())
+        hint[SECRETS_HINT_KEY] = self.secrets()
+        exc_info = hint.get("exc_info")
+        exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+        if isinstance(exc, BaseException):
+            if is_automatic(event) and self._policy.is_expected(exc):
+                return None
+            mark_reported(exc)
+            self.reported = True
+        if isinstance(event, dict) and event.get("type") != "transaction":
+            with contextlib.suppress(Exception):  # enrichment is best effort
+                self._enrich(event)
+        return event
 
-def http_status(exc: BaseException) -> int | None:
-    """The status of an HTTP exception (Starlette, Litestar, werkzeug/Quart, aiohttp).
-
-    Duck-typed on ``status_code``, ``code`` or ``status``, but only for classes named
-    ``...HTTPException``: errors of HTTP *clients* (``urllib.error.HTTPError.code``,
-    aiohttp's ``ClientResponseError.status``) carry an upstream status and are real faults.
-    """
-    if not any(cls.__name__.endswith("HTTPException") for cls in type(exc).__mro__):
-        return None
-    for attribute in _STATUS_ATTRIBUTES:
-        try:
-            value = getattr(exc, attribute, None)
-        except Exception:
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
-            return int(value)
-    return None
-
-
-def is_automatic(event: Any) -> bool:
-    """True when an integration captured the exception (not ``capture_exception()``)."""
-    try:
-        mechanism = event["exception"]["values"][-1].get("mechanism") or {}
-        return bool(mechanism.get("type", "generic") != "generic")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return False
+    def _enrich(self, event: dict[str, Any]) -> None:
+        record, scope = self.record, self.scope
+        # Before the app returned, the route is read without caching it in the record,
+        # so the layers that resolve it at the final response event still do.
+        route = record.route if record.route_resolved else self._resolve_route(scope)
+        tags = event.get("tags")
+        if not isinstance(tags, dict):
+            tags = event["tags"] = {}
+        if record.request_id is not None:
+            tags["request_id"] = record.request_id
+        if route:
+            tags["http.route"] = route
+            if not event.get("transaction"):
+                event["transaction"] = route
+                event["transaction_info"] = {"source": "route"}
+        request = event.get("request")
+        if not isinstance(request, dict):
+            request = event["request"] = {}
+        for key, value in request_data(scope, self._scrubber).items():
+            request.setdefault(key, value)
+        set_trace_context(event, record.span)
 
 
 def request_data(scope: Scope, scrubber: Scrubber) -> dict[str, Any]:
@@ -108,7 +150,7 @@ def request_data(scope: Scope, scrubber: Scrubber) -> dict[str, Any]:
 
 
 def set_trace_context(event: dict[str, Any], span: trace.Span | None) -> None:
-    """Point the event's trace context at the OpenTelemetry span of the request."""
+    """Point the event's trace context at the request's OpenTelemetry span."""
     if span is None:
         span = trace.get_current_span()
     context = span.get_span_context()
@@ -131,36 +173,3 @@ def set_trace_context(event: dict[str, Any], span: trace.Span | None) -> None:
     if isinstance(sampling, dict):  # sent as the envelope's trace header: keep it consistent
         trace_context["dynamic_sampling_context"] = {**sampling, "trace_id": trace_id}
     contexts["trace"] = trace_context
-
-
-class ScrubLast:
-    """A ``before_send`` that runs the user's hook, then scrubs the events of our requests.
-
-    Events that no SentryMiddleware request saw (no scrubber in the hint) pass unchanged.
-    """
-
-    __slots__ = ("hook",)
-
-    def __init__(self, hook: Any) -> None:
-        self.hook = hook
-
-    def __call__(self, event: Any, hint: Any) -> Any:
-        if self.hook is not None:
-            event = self.hook(event, hint)
-            if event is None:
-                return None
-        scrubber = hint.get(SCRUBBER_HINT_KEY) if isinstance(hint, dict) else None
-        if isinstance(scrubber, Scrubber):
-            return scrubber.scrub_event(event, hint)
-        return event
-
-
-def scrub_last(client: Any) -> None:
-    """Wrap the client's ``before_send`` hooks in `ScrubLast`, once per client."""
-    options = getattr(client, "options", None)
-    if not isinstance(options, dict):
-        return
-    for key in _HOOKS:
-        hook = options.get(key)
-        if not isinstance(hook, ScrubLast):
-            options[key] = ScrubLast(hook)

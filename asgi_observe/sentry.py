@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
 from ._request import RouteResolver, ensure_record, observe_message
-from ._sentry_event import (
-    SCRUBBER_HINT_KEY,
-    RequestFacts,
-    http_status,
-    is_automatic,
-    request_data,
-    scrub_last,
-    set_trace_context,
-)
+from ._sentry_event import RequestEvents
+from ._sentry_policy import ErrorPolicy, already_reported
 from ._types import ASGIApp, Message, Receive, Scope, Send
-from .scrub import DEFAULT_SCRUBBER as _DEFAULT_SCRUBBER
-from .scrub import SECRETS_HINT_KEY, Scrubber
+from .scrub import DEFAULT_SCRUBBER, Scrubber
 
 __all__ = ["MECHANISM", "SentryMiddleware", "sentry_active"]
 
@@ -28,11 +19,6 @@ MECHANISM = "asgi_observe"
 """The ``mechanism.type`` of the events SentryMiddleware captures."""
 
 _SCOPE_TYPES = frozenset({"http", "websocket"})
-_MAX_CHAIN = 16
-
-# Set on an exception once an event for it went through a request's processor (ours or
-# a framework integration's), so the middleware does not capture it a second time.
-_REPORTED_MARK = "_asgi_observe_reported"
 
 
 def sentry_active() -> bool:
@@ -55,13 +41,13 @@ def sentry_active() -> bool:
 class SentryMiddleware:
     """Report each unhandled exception to Sentry once, then re-raise it unchanged.
 
-    Works with the client set up by ``sentry_sdk.init`` (nothing happens while none is
-    active). Each HTTP request and websocket runs in its own fork of Sentry's isolation
-    scope, so breadcrumbs and scope data never mix between concurrent requests. Events
-    captured while the request runs (ours, and those of sentry-sdk's Starlette, Litestar
-    or Quart integrations) get the request, the route template, the request id tag and
-    the OpenTelemetry trace context, and are scrubbed last, after any ``before_send`` of
-    the user. Lifespan scopes pass straight through.
+    Works with the client set up by ``sentry_sdk.init`` (requests pass straight through
+    while none is active). Each HTTP request and websocket runs in its own fork of
+    Sentry's isolation scope, so breadcrumbs and scope data never mix between concurrent
+    requests. Events captured while the request runs (ours, and those of sentry-sdk's
+    Starlette, Litestar or Quart integrations) get the request, the route template, the
+    request id tag and the OpenTelemetry trace context, and are scrubbed last, after any
+    ``before_send`` of the user. Lifespan and other scope types pass straight through.
 
     Args:
         app: the ASGI application to wrap.
@@ -83,16 +69,20 @@ class SentryMiddleware:
         route_resolver: RouteResolver | None = None,
     ) -> None:
         self.app = app
-        self._ignored = _exception_types(ignore_exceptions)
+        self._policy = ErrorPolicy(ignore_exceptions)
         if not isinstance(capture_5xx_responses, bool):
             raise TypeError("capture_5xx_responses must be a bool")
         self._capture_5xx = capture_5xx_responses
         if scrubber is not None and not isinstance(scrubber, Scrubber):
             raise TypeError("scrubber must be an asgi_observe.scrub.Scrubber")
-        self._scrubber = scrubber or _DEFAULT_SCRUBBER
+        self._scrubber = scrubber or DEFAULT_SCRUBBER
         if route_resolver is not None and not callable(route_resolver):
             raise TypeError("route_resolver must be callable")
-        self._resolve_route = route_resolver or _default_resolver()
+        if route_resolver is None:
+            from .routes import resolve_route
+
+            route_resolver = resolve_route
+        self._resolve_route = route_resolver
         self._sdk = _Sdk.load()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,45 +95,45 @@ class SentryMiddleware:
             return
         __traceback_hide__ = True  # sentry-sdk leaves this frame out of events
         scope, record = ensure_record(scope)
-        facts = RequestFacts(scope, record)
+        events = RequestEvents(
+            scope, record, self._scrubber, self._policy, self._resolve_route, sdk.get_client
+        )
         isolation = sdk.get_isolation_scope().fork()
-        isolation.add_event_processor(_Processor(self, facts))
+        isolation.add_event_processor(events)
 
         async def receive_wrapper() -> Message:
-            # Only references are kept; bodies are parsed only if an event is sent.
+            # Only references are kept; a body is parsed only if an event is sent.
             message = await receive()
             if message["type"] == "http.request":
-                facts.keep_body(message.get("body"))
+                events.keep_body(message.get("body"))
             return message
 
-        async def send_wrapper(message: Message) -> None:
-            observe_message(record, message)
-            await send(message)
+        app_send = send
+        if self._capture_5xx:  # only then is the response status needed
+
+            async def send_wrapper(message: Message) -> None:
+                observe_message(record, message)
+                await send(message)
+
+            app_send = send_wrapper
 
         token = sdk.enter(isolation)
         try:
-            await self.app(scope, receive_wrapper, send_wrapper if self._capture_5xx else send)
+            await self.app(scope, receive_wrapper, app_send)
             status = record.status
-            if self._capture_5xx and status is not None and status >= 500 and not facts.reported:
-                self._report_status(facts, status)
+            if self._capture_5xx and status is not None and status >= 500 and not events.reported:
+                self._report_status(events, status)
         except Exception as exc:
-            self._report(facts, exc)
+            self._report(events, exc)
             raise
         finally:
             sdk.leave(token)
 
-    def is_expected(self, exc: BaseException) -> bool:
-        """True for exceptions that are never reported: ignored types and HTTP 4xx."""
-        if isinstance(exc, self._ignored):
-            return True
-        status = http_status(exc)
-        return status is not None and status < 500
-
-    def _report(self, facts: RequestFacts, exc: Exception) -> None:
+    def _report(self, events: RequestEvents, exc: Exception) -> None:
         try:
-            if self.is_expected(exc) or _already_reported(exc):
+            if self._policy.is_expected(exc) or already_reported(exc):
                 return
-            facts.record.resolve_route(facts.scope, self._resolve_route)
+            events.record.resolve_route(events.scope, self._resolve_route)
             sdk = self._sdk
             event, hint = sdk.event_from_exception(
                 exc,
@@ -154,11 +144,11 @@ class SentryMiddleware:
         except Exception:  # an observability fault must never replace the app's error
             pass
 
-    def _report_status(self, facts: RequestFacts, status: int) -> None:
+    def _report_status(self, events: RequestEvents, status: int) -> None:
         try:
-            route = facts.record.resolve_route(facts.scope, self._resolve_route)
-            method = facts.scope.get("method", "GET")
-            target = route or facts.scope.get("path", "")
+            route = events.record.resolve_route(events.scope, self._resolve_route)
+            method = events.scope.get("method", "GET")
+            target = route or events.scope.get("path", "")
             event = {
                 "level": "error",
                 "message": f"HTTP {status} response to {method} {target}",
@@ -169,98 +159,8 @@ class SentryMiddleware:
             pass
 
 
-class _Processor:
-    """The event processor of one request: runs only for events captured inside it."""
-
-    __slots__ = ("facts", "middleware")
-
-    def __init__(self, middleware: SentryMiddleware, facts: RequestFacts) -> None:
-        self.middleware = middleware
-        self.facts = facts
-
-    def __call__(self, event: Any, hint: Any) -> Any:
-        middleware, facts = self.middleware, self.facts
-        if not isinstance(hint, dict):
-            return event
-        # Scrubbing is arranged first: whatever fails below, the event leaves scrubbed.
-        scrubber = middleware._scrubber
-        hint[SCRUBBER_HINT_KEY] = scrubber
-        scrub_last(middleware._sdk.get_client())
-        hint[SECRETS_HINT_KEY] = facts.secrets(scrubber)
-        exc_info = hint.get("exc_info")
-        exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
-        if isinstance(exc, BaseException):
-            if is_automatic(event) and middleware.is_expected(exc):
-                return None
-            _mark_reported(exc)
-            facts.reported = True
-        if isinstance(event, dict) and event.get("type") != "transaction":
-            with contextlib.suppress(Exception):  # enrichment is best effort
-                self._enrich(event, scrubber)
-        return event
-
-    def _enrich(self, event: dict[str, Any], scrubber: Scrubber) -> None:
-        facts, resolver = self.facts, self.middleware._resolve_route
-        record, scope = facts.record, facts.scope
-        # Before the app returned, the route is read without caching it in the record,
-        # so the layers that resolve it at the final response event still do.
-        route = record.route if record.route_resolved else resolver(scope)
-        tags = event.get("tags")
-        if not isinstance(tags, dict):
-            tags = event["tags"] = {}
-        if record.request_id is not None:
-            tags["request_id"] = record.request_id
-        if route:
-            tags["http.route"] = route
-            if not event.get("transaction"):
-                event["transaction"] = route
-                event["transaction_info"] = {"source": "route"}
-        request = event.get("request")
-        if not isinstance(request, dict):
-            request = event["request"] = {}
-        for key, value in request_data(scope, scrubber).items():
-            request.setdefault(key, value)
-        set_trace_context(event, record.span)
-
-
-def _already_reported(exc: BaseException) -> bool:
-    # The exception itself, or one it was raised from or while handling (a framework
-    # that captured, then wrapped it), already gave an event.
-    seen: BaseException | None = exc
-    for _ in range(_MAX_CHAIN):
-        if seen is None:
-            return False
-        if getattr(seen, _REPORTED_MARK, False) is True:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _mark_reported(exc: BaseException) -> None:
-    with contextlib.suppress(Exception):  # an exception class that refuses attributes
-        setattr(exc, _REPORTED_MARK, True)
-
-
-def _exception_types(types: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
-    if isinstance(types, type):
-        raise TypeError("ignore_exceptions must be an iterable of exception types")
-    result = tuple(types)
-    for item in result:
-        if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise TypeError(f"ignore_exceptions entries must be exception types: {item!r}")
-    return result
-
-
-def _default_resolver() -> RouteResolver:
-    try:
-        from .routes import resolve_route
-    except ImportError:  # pragma: no cover - routes.py ships with the package
-        return lambda scope: None
-    return resolve_route
-
-
 class _Sdk:
-    """The few sentry-sdk entry points the middleware uses, looked up once."""
+    """The few sentry-sdk entry points the middleware uses, imported once, on first use."""
 
     _loaded: _Sdk | None = None
 
@@ -279,9 +179,10 @@ class _Sdk:
         self.capture_event: Any = sentry_sdk.capture_event
         self.event_from_exception: Any = event_from_exception
         self._set_isolation_scope: Any = sentry_sdk.scope.Scope.set_isolation_scope
-        # sentry-sdk's own isolation_scope() forks the current scope too and runs as a
-        # generator context manager (~5 us); setting the fork on its ContextVar with a
-        # token is all isolation needs (~2 us). Without that variable, the public setter.
+        # sentry_sdk.isolation_scope() also forks the current scope and runs as a generator
+        # context manager (~5 us a request); setting the forked isolation scope on its
+        # ContextVar, with a token, is all isolation needs (~2 us). Without that variable
+        # (a future sentry-sdk), the public setter.
         variable = getattr(sentry_sdk.scope, "_isolation_scope", None)
         self._variable: ContextVar[Any] | None = (
             variable if isinstance(variable, ContextVar) else None

@@ -19,7 +19,8 @@ from sentry_receiver import Receiver, free_closed_port, sentry_client, wait_for
 
 from asgi_observe._request import RECORD_KEY
 from asgi_observe._scrub_values import MAX_BODY_BYTES
-from asgi_observe._sentry_event import RequestFacts, http_status
+from asgi_observe._sentry_event import RequestEvents
+from asgi_observe._sentry_policy import ErrorPolicy, http_status
 from asgi_observe.request_id import RequestIdMiddleware
 from asgi_observe.routes import ROUTE_KEY
 from asgi_observe.scrub import FILTERED, Scrubber
@@ -508,11 +509,13 @@ def test_app_may_be_passed_by_keyword() -> None:
     assert failing_app is SentryMiddleware(app=failing_app).app
 
 
-def test_request_facts_keep_a_bounded_body() -> None:
-    facts = RequestFacts(http_scope(), None)  # type: ignore[arg-type]
+def test_only_a_bounded_body_is_kept() -> None:
+    events = RequestEvents(
+        http_scope(), None, Scrubber(), ErrorPolicy(()), lambda scope: None, sentry_sdk.get_client
+    )  # type: ignore[arg-type]
     chunk = b"x" * (MAX_BODY_BYTES // 2)
     for _ in range(4):
-        facts.keep_body(chunk)
-    facts.keep_body(b"")
-    facts.keep_body(None)
-    assert 2 == len(facts._body or [])
+        events.keep_body(chunk)
+    events.keep_body(b"")
+    events.keep_body(None)
+    assert 2 == len(events._body or [])
