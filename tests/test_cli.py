@@ -295,3 +295,19 @@ def _console_spans(output: str) -> list[str]:
 
 def test_the_console_script_is_installed() -> None:
     assert os.access(BIN_DIR / "asgi-observe", os.X_OK)
+
+
+def test_every_option_is_documented() -> None:
+    from asgi_observe.cli import _parser
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices  # type: ignore[attr-defined]
+    options = {
+        option
+        for command in subparsers.values()
+        for action in command._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert [] == sorted(option for option in options if f"`{option}" not in page)

@@ -481,3 +481,23 @@ def test_otlp_without_the_exporter_package_fails_at_startup(
     with pytest.raises(ValueError, match="opentelemetry-exporter-otlp"):
         configure()
     assert not is_configured()
+
+
+def test_every_variable_and_argument_is_documented() -> None:
+    """docs/configuration.md names every variable asgi_observe reads and every argument."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import asgi_observe._settings as settings_module
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "configuration.md").read_text(encoding="utf-8")
+    source = inspect.getsource(settings_module)
+    variables = set(re.findall(r'"((?:OTEL|SENTRY)_[A-Z_]+)"', source))
+    variables |= {f"OTEL_EXPORTER_OTLP_{part}" for part in ("ENDPOINT", "HEADERS", "PROTOCOL")}
+    variables |= {"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"}
+    missing = sorted(name for name in variables if name not in page)
+    assert [] == missing
+    arguments = inspect.signature(configure).parameters
+    assert [] == [name for name in arguments if f"`{name}`" not in page]
