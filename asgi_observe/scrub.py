@@ -8,7 +8,7 @@ it, is described in docs/errors-and-scrubbing.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
@@ -177,16 +177,11 @@ class Scrubber:
         From sensitive headers, every cookie, sensitive query parameters and sensitive
         fields of a JSON or form body. Never raises. Since 0.1.0.
         """
-        try:
-            found = header_secrets(headers, self.is_sensitive)
-            query = (
-                query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
-            )
-            found |= query_secrets(query, self.is_sensitive)
-            if body:
-                found |= body_secrets(body, self.is_sensitive)
-        except Exception:  # odd input yields fewer secrets, never an error
-            return frozenset()
+        query = query_string.decode("latin-1") if isinstance(query_string, bytes) else query_string
+        found = _guarded(header_secrets, headers, self.is_sensitive)
+        found |= _guarded(query_secrets, query, self.is_sensitive)
+        if body:
+            found |= _guarded(body_secrets, body, self.is_sensitive)
         return frozenset(found)
 
     def scrub_event(self, event: Any, hint: Any = None) -> Any:
@@ -208,6 +203,17 @@ class Scrubber:
             return Walk(self.is_sensitive, redactor, self.replacement).event(event)
         except Exception:  # a fault here must not leak the event: keep only safe facts
             return fallback_event(event, self.replacement)
+
+
+def _guarded(
+    collect: Callable[[Any, Callable[[str], bool]], set[str]],
+    source: Any,
+    is_sensitive: Callable[[str], bool],
+) -> set[str]:
+    try:
+        return collect(source, is_sensitive)
+    except Exception:  # odd input yields fewer secrets, never an error
+        return set()
 
 
 def _without_metadata(event: Any) -> Any:

@@ -358,6 +358,17 @@ def test_request_secrets_from_json_and_form_bodies() -> None:
     assert frozenset() == scrubber.request_secrets(body=b"user=bob&page=2")
 
 
+def test_request_secrets_keep_what_odd_input_allows() -> None:
+    def broken_headers() -> Any:
+        yield (b"authorization", b"Bearer abcdefgh")
+        raise RuntimeError("a header iterator that fails")
+
+    secrets = Scrubber().request_secrets(
+        headers=broken_headers(), query_string=b"token=query-token-1", body=b"\xff{"
+    )
+    assert {"query-token-1"} <= secrets
+
+
 def test_short_values_are_redacted_by_name_only() -> None:
     """Six characters or more: replacing "dark" everywhere would blank unrelated text."""
     event = {"request": {"cookies": {"theme": "dark"}}, "extra": {"mode": "dark"}}
