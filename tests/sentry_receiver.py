@@ -93,6 +93,12 @@ class Receiver:
     def events(self) -> list[Event]:
         return self.items("event")
 
+    @property
+    def envelope_headers(self) -> list[Event]:
+        with self._lock:
+            bodies = list(self.bodies)
+        return [json.loads(body.split(b"\n", 1)[0]) for body in bodies]
+
 
 def parse_envelope(body: bytes) -> list[tuple[str, Any]]:
     """Split a Sentry envelope into (item type, parsed payload) pairs."""

@@ -141,6 +141,8 @@ async def test_event_carries_exception_route_request_id_and_trace(
         trace["span_id"],
         trace["parent_span_id"],
     )
+    # The envelope's trace header (dynamic sampling context) names the same trace.
+    assert [TRACE_ID] == [headers["trace"]["trace_id"] for headers in receiver.envelope_headers]
     request = event["request"]
     assert ("POST", "http://api.example.org/items/42") == (request["method"], request["url"])
     assert "page=2&access_token=[Filtered]&api_key=[Filtered]" == request["query_string"]
