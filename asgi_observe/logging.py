@@ -30,8 +30,9 @@ request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", d
 
 _Ids = tuple[str | None, str | None, str | None]
 _NO_IDS: _Ids = (None, None, None)
+# uvicorn adds `color_message` (the message with ANSI colours) to its records: not an extra.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))).union(
-    ("message", "asctime", "taskName", "request_id", "trace_id", "span_id")
+    ("message", "asctime", "taskName", "request_id", "trace_id", "span_id", "color_message")
 )
 
 

@@ -400,3 +400,8 @@ def test_structlog_pipeline(in_request: str) -> None:
     assert [("through structlog", 3, "req-1")] == [
         (e["event"], e["order"], e["request_id"]) for e in captured
     ]
+
+
+def test_json_leaves_out_uvicorns_colour_copy_of_the_message() -> None:
+    entry = formatted(make_record(color_message="\x1b[32mok\x1b[0m", order=2))
+    assert (False, 2) == ("color_message" in entry, entry["order"])
