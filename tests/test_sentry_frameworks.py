@@ -20,6 +20,7 @@ from litestar import Request as LitestarRequest
 from litestar.params import FromPath
 from sentry_receiver import Receiver, sentry_client, wait_for
 
+from asgi_observe._sentry_policy import http_status
 from asgi_observe.quart_support import register_quart_route_hook
 from asgi_observe.request_id import RequestIdMiddleware
 from asgi_observe.sentry import SentryMiddleware
@@ -184,6 +185,29 @@ async def test_http_404_is_not_reported(
             status = (await client.get("/nf")).status_code
         sentry_sdk.flush(timeout=5)
     assert (404, []) == (status, receiver.events)
+
+
+def framework_http_exceptions() -> list[tuple[BaseException, int]]:
+    import fastapi
+    import litestar.exceptions
+    import starlette.exceptions
+    import werkzeug.exceptions
+
+    return [
+        (starlette.exceptions.HTTPException(404), 404),
+        (starlette.exceptions.HTTPException(503), 503),
+        (fastapi.HTTPException(401), 401),
+        (litestar.exceptions.NotFoundException(), 404),
+        (litestar.exceptions.HTTPException(status_code=502), 502),
+        (werkzeug.exceptions.NotFound(), 404),
+        (werkzeug.exceptions.InternalServerError(), 500),
+    ]
+
+
+def test_framework_http_exceptions_are_recognised() -> None:
+    """Duck-typed: status_code (Starlette, FastAPI, Litestar) or code (werkzeug/Quart)."""
+    cases = framework_http_exceptions()
+    assert [expected for _, expected in cases] == [http_status(exc) for exc, _ in cases]
 
 
 @pytest.mark.e2e
