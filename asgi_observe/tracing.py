@@ -25,7 +25,14 @@ CLIENT_DISCONNECTED = "client_disconnected"
 INCOMPLETE_RESPONSE = "incomplete_response"
 
 _INSTRUMENTATION_NAME = "asgi_observe"
-_HEADER_SLOTS = {b"traceparent": 0, b"tracestate": 1, b"baggage": 2, b"host": 3, b"user-agent": 4}
+_TRACEPARENT, _TRACESTATE, _BAGGAGE, _HOST, _USER_AGENT = range(5)
+_HEADER_SLOTS = {
+    b"traceparent": _TRACEPARENT,
+    b"tracestate": _TRACESTATE,
+    b"baggage": _BAGGAGE,
+    b"host": _HOST,
+    b"user-agent": _USER_AGENT,
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # FastAPI >= 0.16x starts its own SERVER span whenever an SDK provider is set, unless
 # this key is in the scope; a None value also turns its per-route hooks off.
@@ -96,6 +103,7 @@ class TracingMiddleware:
         record.span = span
         token = otel_context.attach(trace.set_span_in_context(span, parent_context))
         span_open = True
+        completed = False
 
         def end_span() -> None:
             nonlocal span_open
@@ -106,21 +114,34 @@ class TracingMiddleware:
                 if method != "HTTP":
                     span.update_name(f"{method} {route}")
             status = record.status
+            exc = record.exception
+            if status is None and isinstance(exc, Exception) and scope_type == "http":
+                status = 500  # what observe()'s request-id layer or the server answers
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_attribute("error.type", str(status))
-                    span.set_status(Status(StatusCode.ERROR))
+            if exc is not None:  # the response failed, or never completed
+                _record_exception(span, exc)
+            elif status is not None and status >= 500:
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
             span.end(end_time=record.stamp_end())
 
         async def send_wrapper(message: Message) -> None:
-            if observe_message(record, message) and span_open:
-                try:
-                    await send(message)
-                finally:
-                    end_span()
+            nonlocal completed
+            if not observe_message(record, message):
+                await send(message)
                 return
-            await send(message)
+            completed = True
+            # A 5xx span stays open until the app is done, so the exception that
+            # caused it (re-raised, or handed over by a framework hook) is recorded;
+            # its end time is the response's all the same.
+            if not span_open or (record.status or 0) >= 500:
+                await send(message)
+                return
+            try:
+                await send(message)
+            finally:
+                end_span()
 
         async def receive_wrapper() -> Message:
             message = await receive()
@@ -132,15 +153,9 @@ class TracingMiddleware:
             await self.app(scope, receive_wrapper, send_wrapper)
         except BaseException as exc:
             record.exception = exc
-            if span_open:
-                if not record.response_started and isinstance(exc, Exception):
-                    # Whoever answers now (observe()'s request-id layer, or the server)
-                    # sends a 500.
-                    span.set_attribute("http.response.status_code", 500)
-                _record_exception(span, exc)
             raise
         else:
-            if span_open and scope_type == "http":
+            if span_open and not completed and scope_type == "http":
                 _record_incomplete(span, record)
         finally:
             if span_open:
@@ -151,16 +166,31 @@ class TracingMiddleware:
         self, scope: Scope, scope_type: str
     ) -> tuple[otel_context.Context, dict[str, Any], str]:
         """One pass over the raw headers: the parent context and the start attributes."""
-        found: list[list[bytes]] = [[], [], [], [], []]
-        slots = _HEADER_SLOTS
+        traceparents: list[bytes] = []
+        tracestates: list[bytes] = []
+        baggages: list[bytes] = []
+        hosts: list[bytes] = []
+        user_agent: bytes | None = None
         for name, value in scope["headers"]:
-            slot = slots.get(name)
-            if slot is not None:
-                found[slot].append(value)
+            # Most request headers are none of these: one dict lookup rejects them.
+            slot = _HEADER_SLOTS.get(name)
+            if slot is None:
+                continue
+            if slot == _HOST:
+                hosts.append(value)
+            elif slot == _TRACEPARENT:
+                traceparents.append(value)
+            elif slot == _USER_AGENT:
+                if user_agent is None:
+                    user_agent = value
+            elif slot == _TRACESTATE:
+                tracestates.append(value)
+            else:
+                baggages.append(value)
 
         propagator = self._propagator or propagate.get_global_textmap()
         if propagator is w3c_propagator():
-            parent_context = context_from_w3c(found[0], found[1], found[2])
+            parent_context = context_from_w3c(traceparents, tracestates, baggages)
         else:
             parent_context = propagator.extract(scope["headers"], getter=_ASGI_GETTER)
 
@@ -182,7 +212,10 @@ class TracingMiddleware:
         query_string = scope.get("query_string")
         if query_string:
             attributes["url.query"] = redact_query_string(query_string)
-        _add_server_address(attributes, found[3], scope, scheme)
+        address = _server_address(hosts[0], scheme) if len(hosts) == 1 else None
+        if address is None:
+            address = _socket_address(scope.get("server"))
+        attributes.update(address)
         client = scope.get("client")
         if client:
             attributes["client.address"] = client[0]
@@ -191,31 +224,55 @@ class TracingMiddleware:
         http_version = scope.get("http_version")
         if http_version:
             attributes["network.protocol.version"] = http_version
-        if found[4]:
-            attributes["user_agent.original"] = found[4][0].decode("latin-1")
+        if user_agent is not None:
+            attributes["user_agent.original"] = user_agent.decode("latin-1")
         # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
         span_method = "HTTP" if method is OTHER_METHOD else method
         return parent_context, attributes, span_method
 
 
-def _add_server_address(
-    attributes: dict[str, Any], hosts: list[bytes], scope: Scope, scheme: str
-) -> None:
+_Address = dict[str, Any]
+_NO_ADDRESS: _Address = {}
+# Host header value and scheme -> server.address/server.port. A service sees a handful
+# of Host values, so parsing each once pays; the bound keeps hostile values from
+# growing it (when full it starts over).
+_MAX_CACHED_HOSTS = 256
+_hosts: dict[tuple[bytes, str], _Address | None] = {}
+
+
+def _server_address(host_header: bytes, scheme: str) -> _Address | None:
     # Semantic conventions prefer the Host header over the socket address; a
-    # malformed Host is ignored rather than reported.
-    if len(hosts) == 1:
-        host, port = _split_host(hosts[0].decode("latin-1"))
-        if host:
-            attributes["server.address"] = host
-            attributes["server.port"] = port if port is not None else _DEFAULT_PORTS.get(scheme)
-            if attributes["server.port"] is None:
-                del attributes["server.port"]
-            return
-    server = scope.get("server")
-    if server:
-        attributes["server.address"] = server[0]
-        if server[1] is not None:
-            attributes["server.port"] = server[1]
+    # malformed Host is ignored rather than reported (None: use the socket).
+    key = (host_header, scheme)
+    try:
+        return _hosts[key]
+    except KeyError:
+        pass
+    host, port = _split_host(host_header.decode("latin-1"))
+    address: _Address | None = None
+    if host:
+        if port is None:
+            port = _DEFAULT_PORTS.get(scheme)
+        address = (
+            {"server.address": host}
+            if port is None
+            else {
+                "server.address": host,
+                "server.port": port,
+            }
+        )
+    if len(_hosts) >= _MAX_CACHED_HOSTS:
+        _hosts.clear()
+    _hosts[key] = address
+    return address
+
+
+def _socket_address(server: Any) -> _Address:
+    if not server:
+        return _NO_ADDRESS
+    if server[1] is None:
+        return {"server.address": server[0]}
+    return {"server.address": server[0], "server.port": server[1]}
 
 
 def _split_host(host: str) -> tuple[str, int | None]:

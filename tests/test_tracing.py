@@ -216,6 +216,38 @@ async def test_exception_is_recorded_and_reraised_unchanged(span_capture: Any) -
     assert ["exception"] == [event.name for event in span.events]
 
 
+async def test_exception_mid_stream_is_an_error(span_capture: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise PaymentDeclined("upstream went away")
+
+    with pytest.raises(PaymentDeclined):
+        await call(traced(app, span_capture), http_scope())
+    (span,) = span_capture.spans
+    assert StatusCode.ERROR == span.status.status_code
+    assert (200, f"{__name__}.PaymentDeclined") == (
+        span.attributes["http.response.status_code"],
+        span.attributes["error.type"],
+    )
+
+
+async def test_5xx_span_ends_at_the_response_but_waits_for_the_exception(
+    span_capture: Any,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 500})
+        await send({"type": "http.response.body", "body": b"error"})
+        await asyncio.sleep(0.2)
+        raise PaymentDeclined("raised after the error page, as Starlette does")
+
+    with pytest.raises(PaymentDeclined):
+        await call(traced(app, span_capture), http_scope())
+    (span,) = span_capture.spans
+    assert f"{__name__}.PaymentDeclined" == span.attributes["error.type"]
+    assert (span.end_time - span.start_time) < 150_000_000
+
+
 async def test_unknown_method_is_reported_as_other(span_capture: Any) -> None:
     await call(traced(plain_app(), span_capture), http_scope(method="FOOBAR"))
     (span,) = span_capture.spans
