@@ -27,6 +27,12 @@ _PARAM = re.compile(r"\\\{[^/]*?\\\}")
 # kept so a reused id is detected. Routers live as long as their app.
 _Entry = tuple[Any, tuple[str, ...], bool]
 _trees: dict[int, tuple[Any, dict[int, _Entry]]] = {}
+# id(route) -> (route, router, template) for a plain Starlette route: not a mount, reached
+# through one mount chain only, no FastAPI route context. Its template then depends on
+# nothing else in the scope, so later requests skip the tree lookup (see
+# docs/performance.md). Bounded like `_trees`: routes live as long as their app.
+_MAX_CACHED_ROUTES = 4096
+_plain: dict[int, tuple[Any, Any, str]] = {}
 
 
 def resolve_route(scope: Scope) -> str | None:
@@ -41,15 +47,27 @@ def resolve_route(scope: Scope) -> str | None:
     Since 0.1.0
     """
     try:
-        inner = _inner_template(scope)
-        outer = _starlette_template(scope, inner)
+        template = _cached_plain_template(scope)
+        if template is None:
+            inner = _inner_template(scope)
+            outer = _starlette_template(scope, inner)
+            template = outer if outer is not None else inner
     except Exception:  # a framework we do not know must never break a request
         return None
-    template = outer if outer is not None else inner
     if template is None:
         return None
     root = scope.get("app_root_path", scope.get("root_path", ""))
     return root.rstrip("/") + template if isinstance(root, str) and root else template
+
+
+def _cached_plain_template(scope: Scope) -> str | None:
+    route = scope.get("route")
+    if route is None or "fastapi" in scope:
+        return None
+    entry = _plain.get(id(route))
+    if entry is None or entry[0] is not route or entry[1] is not scope.get("router"):
+        return None
+    return entry[2]
 
 
 def _inner_template(scope: Scope) -> str | None:
@@ -85,8 +103,12 @@ def _starlette_template(scope: Scope, inner: str | None) -> str | None:
     if route is None or not isinstance(template, str):
         return None
     router = scope.get("router")
-    prefix, routes_below = _prefix_of(scope, router, route) if router is not None else ("", False)
+    prefix, routes_below, unique = (
+        _prefix_of(scope, router, route) if router is not None else ("", False, True)
+    )
     if not _is_mount(route):
+        if unique and context is None:
+            _remember_plain(route, router, prefix + template)
         return prefix + template
     mount = prefix + template.removesuffix(_MOUNT_SUFFIX)
     if inner is not None:  # a mounted app that publishes its own template (Litestar, Quart)
@@ -113,7 +135,14 @@ def _is_mount(route: Any) -> bool:
     return isinstance(template, str) and template.endswith(_MOUNT_SUFFIX) and hasattr(route, "app")
 
 
-def _prefix_of(scope: Scope, router: Any, route: Any) -> tuple[str, bool]:
+def _remember_plain(route: Any, router: Any, template: str) -> None:
+    if len(_plain) >= _MAX_CACHED_ROUTES:
+        _plain.clear()
+    _plain[id(route)] = (route, router, template)
+
+
+def _prefix_of(scope: Scope, router: Any, route: Any) -> tuple[str, bool, bool]:
+    """(mount prefix, routes below, whether the prefix was the only one possible)."""
     tree = _tree_of(router)
     entry = tree.get(id(route))
     if entry is None or entry[0] is not route:
@@ -123,8 +152,8 @@ def _prefix_of(scope: Scope, router: Any, route: Any) -> tuple[str, bool]:
             tree[id(route)] = entry = (route, ("",), False)
     _, prefixes, routes_below = entry
     if len(prefixes) == 1:
-        return prefixes[0], routes_below
-    return _disambiguate(scope, prefixes), routes_below
+        return prefixes[0], routes_below, True
+    return _disambiguate(scope, prefixes), routes_below, False
 
 
 def _disambiguate(scope: Scope, prefixes: tuple[str, ...]) -> str:

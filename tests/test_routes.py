@@ -102,6 +102,19 @@ def test_fastapi_effective_route_context_gives_the_included_prefix() -> None:
     assert "/v1/nested/{q}" == resolve_route(scope)
 
 
+def test_a_remembered_route_still_follows_its_router_root_path_and_fastapi_context() -> None:
+    """Plain routes are remembered per route object; nothing else is served from memory."""
+    leaf = route("/leaf/{id}")
+    plain, mounted = router(leaf), router(mount("/m", leaf))
+    assert "/leaf/{id}" == resolve_route({"route": leaf, "router": plain})
+    assert "/leaf/{id}" == resolve_route({"route": leaf, "router": plain})
+    assert "/api/leaf/{id}" == resolve_route({"route": leaf, "router": plain, "root_path": "/api"})
+    assert "/m/leaf/{id}" == resolve_route({"route": leaf, "router": mounted, "app_root_path": ""})
+    context = SimpleNamespace(original_route=leaf, path_format="/v2/leaf/{id}")
+    fastapi = {"route": leaf, "router": plain, "fastapi": {"effective_route_context": context}}
+    assert "/v2/leaf/{id}" == resolve_route(fastapi)
+
+
 def test_root_path_comes_from_app_root_path_after_mounts() -> None:
     scope = {"path_template": "/x", "root_path": "/api/tenants/acme", "app_root_path": "/api"}
     assert "/api/x" == resolve_route(scope)
