@@ -12,6 +12,7 @@ from . import config as _config
 from ._dispatch import PathDispatcher
 from ._request import RouteResolver
 from ._types import ASGIApp
+from .error_hooks import register_error_hooks
 from .lifespan import LifespanMiddleware
 from .logging import install_log_record_factory
 from .metrics import MetricsMiddleware
@@ -84,9 +85,10 @@ def observe(
         install_global_propagator()
     if log_correlation:
         install_log_record_factory()
-    quart_app = _quart_app_of(app)
-    if quart_app is not None:
-        register_quart_route_hook(quart_app)
+    framework_app = _framework_app_of(app)
+    register_error_hooks(framework_app)
+    if is_quart_app(framework_app):
+        register_quart_route_hook(framework_app)
     if handle is not None and known_methods is None:
         known_methods = handle.known_methods
 
@@ -137,12 +139,10 @@ def observe(
     return LifespanMiddleware(layered, handle=handle, health=_startup_listener(health))
 
 
-def _quart_app_of(app: Any) -> Any:
-    # The Quart app itself, or its bound `asgi_app` (`app.asgi_app = observe(app.asgi_app)`).
-    for candidate in (app, getattr(app, "__self__", None)):
-        if is_quart_app(candidate):
-            return candidate
-    return None
+def _framework_app_of(app: Any) -> Any:
+    # `app.asgi_app = observe(app.asgi_app)` hands us a bound method of the Quart app.
+    owner = getattr(app, "__self__", None)
+    return owner if is_quart_app(owner) else app
 
 
 def _sentry_wanted(sentry: bool | None) -> bool:

@@ -108,21 +108,20 @@ class SentryMiddleware:
                 events.keep_body(message.get("body"))
             return message
 
-        app_send = send
-        if self._capture_5xx:  # only then is the response status needed
-
-            async def send_wrapper(message: Message) -> None:
-                observe_message(record, message)
-                await send(message)
-
-            app_send = send_wrapper
+        async def send_wrapper(message: Message) -> None:
+            # The status decides whether a framework-handled exception is reported.
+            observe_message(record, message)
+            await send(message)
 
         token = sdk.enter(isolation)
         try:
-            await self.app(scope, receive_wrapper, app_send)
+            await self.app(scope, receive_wrapper, send_wrapper)
             status = record.status
-            if self._capture_5xx and status is not None and status >= 500 and not events.reported:
-                self._report_status(events, status)
+            if status is not None and status >= 500 and not events.reported:
+                if isinstance(record.exception, Exception):  # handed over by error_hooks.py
+                    self._report(events, record.exception)
+                elif self._capture_5xx:
+                    self._report_status(events, status)
         except Exception as exc:
             self._report(events, exc)
             raise

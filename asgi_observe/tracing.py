@@ -104,6 +104,7 @@ class TracingMiddleware:
         token = otel_context.attach(trace.set_span_in_context(span, parent_context))
         span_open = True
         completed = False
+        raised = False
 
         def end_span() -> None:
             nonlocal span_open
@@ -119,7 +120,9 @@ class TracingMiddleware:
                 status = 500  # what observe()'s request-id layer or the server answers
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
-            if exc is not None:  # the response failed, or never completed
+            # An exception raised through us failed the response; one a framework
+            # handled itself (see error_hooks.py) matters only when it made a 5xx.
+            if exc is not None and (raised or status is None or status >= 500):
                 _record_exception(span, exc)
             elif status is not None and status >= 500:
                 span.set_attribute("error.type", str(status))
@@ -153,6 +156,7 @@ class TracingMiddleware:
             await self.app(scope, receive_wrapper, send_wrapper)
         except BaseException as exc:
             record.exception = exc
+            raised = True
             raise
         else:
             if span_open and not completed and scope_type == "http":

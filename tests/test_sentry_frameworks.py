@@ -246,3 +246,43 @@ def test_under_uvicorn_the_servers_error_log_adds_no_second_event(
     assert (500, 1) == (response.status_code, len(receiver.events))
     raw = receiver.raw.decode("utf-8")
     assert [] == [secret for secret in PLANTED if secret in raw]
+
+
+@pytest.mark.parametrize("framework", ["litestar", "quart"])
+async def test_framework_handled_exception_is_reported_without_sentrys_integrations(
+    framework: str, receiver: Receiver, span_capture: Any
+) -> None:
+    """Litestar and Quart answer the 500 themselves; observe()'s error hooks hand it over."""
+    from prometheus_client import CollectorRegistry
+
+    from asgi_observe import observe
+
+    factory, route, _ = FRAMEWORKS[framework]
+    options = {"auto_enabling_integrations": False, "default_integrations": False}
+    with sentry_client(receiver.dsn, **options):
+        app = observe(
+            factory(),
+            configure=False,
+            tracer_provider=span_capture.provider,
+            registry=CollectorRegistry(),
+            log_correlation=False,
+        )
+        status = await post_failing_request(app)
+        sentry_sdk.flush(timeout=5)
+        wait_for(lambda: bool(receiver.events))
+
+    [event] = receiver.events
+    exception = event["exception"]["values"][-1]
+    assert (500, "RuntimeError", "asgi_observe") == (
+        status,
+        exception["type"],
+        exception["mechanism"]["type"],
+    )
+    assert exception["stacktrace"]["frames"]  # the traceback, not just a 500 message
+    assert ("req-fw-1", route) == (event["tags"]["request_id"], event["tags"]["http.route"])
+    [span] = span_capture.spans
+    assert ("RuntimeError", 500) == (
+        span.attributes["error.type"],
+        span.attributes["http.response.status_code"],
+    )
+    assert ["exception"] == [span_event.name for span_event in span.events]
