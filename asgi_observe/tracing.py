@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -73,6 +73,12 @@ class TracingMiddleware:
         self.app = app
         self._tracer = trace.get_tracer(_INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
         self._propagator = propagator
+        # Imported here, not at module import: `opentelemetry.propagate` resolves
+        # OTEL_PROPAGATORS when first imported, and configure() reports a bad value
+        # with the variable's name first.
+        from opentelemetry import propagate
+
+        self._global_textmap = propagate.get_global_textmap
         self._exclude_paths = _path_set("exclude_paths", exclude_paths)
         self._exclude_prefixes = tuple(sorted(_path_set("exclude_prefixes", exclude_prefixes)))
         self._known_methods = _validate_methods(known_methods)
@@ -192,7 +198,7 @@ class TracingMiddleware:
             else:
                 baggages.append(value)
 
-        propagator = self._propagator or propagate.get_global_textmap()
+        propagator = self._propagator or self._global_textmap()
         if propagator is w3c_propagator():
             parent_context = context_from_w3c(traceparents, tracestates, baggages)
         else:

@@ -232,3 +232,25 @@ async def test_lifespan_reaches_the_app(span_capture: Any) -> None:
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == [
         message["type"] for message in recorder.sent
     ]
+
+
+def test_bad_otel_propagators_fails_in_observe_naming_the_variable() -> None:
+    """Not at import: `opentelemetry.propagate` would fail there without naming it."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import asgi_observe\n"
+        "try:\n"
+        "    asgi_observe.observe(lambda scope, receive, send: None)\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "OTEL_PROPAGATORS": "tracecontext,bogus"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (0, True) == (result.returncode, result.stdout.startswith("OTEL_PROPAGATORS")), (
+        result.stdout + result.stderr
+    )

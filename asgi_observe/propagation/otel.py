@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context, get_current
 from opentelemetry.environment_variables import OTEL_PROPAGATORS
 from opentelemetry.propagators import textmap
@@ -322,6 +322,8 @@ def is_w3c_global() -> bool:
 
     Since 0.1.0.
     """
+    from opentelemetry import propagate  # reads OTEL_PROPAGATORS when first imported
+
     return propagate.get_global_textmap() is _COMPOSITE
 
 
@@ -337,5 +339,7 @@ def install_global_propagator(*, force: bool = False) -> bool:
         return True
     if os.environ.get(OTEL_PROPAGATORS) and not force:
         return False
+    from opentelemetry import propagate
+
     propagate.set_global_textmap(_COMPOSITE)
     return True
