@@ -8,7 +8,9 @@ factory called twice, a test suite) must record into the same series, under the 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +23,10 @@ SIZE_BUCKETS = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
 
 UNMATCHED_ROUTE = "_unmatched"
 OVERFLOW = "_overflow"
+# prometheus-client keeps only the latest exemplar of each bucket, and a scrape reads it
+# every 15-60 s: one exemplar per bucket per second shows the same links for a fraction
+# of the cost of validating and storing one per sampled request (docs/performance.md).
+EXEMPLAR_INTERVAL_S = 1.0
 
 DURATION = "http_server_request_duration_seconds"
 ACTIVE = "http_server_active_requests"
@@ -30,8 +36,8 @@ _LABELS = ("http_request_method", "http_route", "http_response_status_code")
 
 Observe = Callable[..., None]
 SeriesKey = tuple[str, str, Any]
-# (duration.observe, request_size.observe or None, response_size.observe or None)
-Children = tuple[Observe, "Observe | None", "Observe | None"]
+
+_monotonic = time.monotonic
 
 _families: weakref.WeakKeyDictionary[Any, dict[str, Families]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
@@ -72,11 +78,12 @@ class Families:
             self.request_size = _size_histogram(REQUEST_SIZE, "request", namespace, registry)
             self.response_size = _size_histogram(RESPONSE_SIZE, "response", namespace, registry)
         self._max_label_sets = max_label_sets
-        self._children: dict[SeriesKey, Children] = {}
-        self._overflow: Children | None = None
+        self._bounds = (*buckets, float("inf"))
+        self._children: dict[SeriesKey, Series] = {}
+        self._overflow: Series | None = None
 
-    def children(self, key: SeriesKey) -> Children:
-        """The bound `.observe` methods for a label set; past the cap, the overflow set."""
+    def children(self, key: SeriesKey) -> Series:
+        """The bound label children of a label set; past the cap, the overflow set."""
         children = self._children.get(key)
         if children is not None:
             return children
@@ -88,19 +95,52 @@ class Families:
                 children = self._children[key] = self._bind(key[0], key[1], str(key[2]))
         return children
 
-    def _overflow_children(self) -> Children:
+    def _overflow_children(self) -> Series:
         if self._overflow is None:
             self._overflow = self._bind(OVERFLOW, OVERFLOW, OVERFLOW)
         return self._overflow
 
-    def _bind(self, method: str, route: str, status: str) -> Children:
+    def _bind(self, method: str, route: str, status: str) -> Series:
         request = self.request_size
         response = self.response_size
-        return (
+        return Series(
             self.duration.labels(method, route, status).observe,
             None if request is None else request.labels(method, route, status).observe,
             None if response is None else response.labels(method, route, status).observe,
+            self._bounds,
         )
+
+
+class Series:
+    """The bound `.observe` methods of one label set, and when its buckets want exemplars."""
+
+    __slots__ = ("_bounds", "_exemplar_due", "duration", "request_size", "response_size")
+
+    def __init__(
+        self,
+        duration: Observe,
+        request_size: Observe | None,
+        response_size: Observe | None,
+        bounds: tuple[float, ...],
+    ) -> None:
+        self.duration = duration
+        self.request_size = request_size
+        self.response_size = response_size
+        self._bounds = bounds  # the duration buckets' upper bounds, +Inf last
+        self._exemplar_due = [0.0] * len(bounds)  # per bucket: monotonic time
+
+    def wants_exemplar(self, duration_s: float) -> bool:
+        """True at most once per `EXEMPLAR_INTERVAL_S` for the bucket `duration_s` falls in.
+
+        Two threads may both get True for one bucket; the later exemplar simply wins.
+        """
+        # prometheus-client counts a value in the first bucket whose bound is >= it.
+        bucket = bisect_left(self._bounds, duration_s)
+        now = _monotonic()
+        if now < self._exemplar_due[bucket]:
+            return False
+        self._exemplar_due[bucket] = now + EXEMPLAR_INTERVAL_S
+        return True
 
 
 def _size_histogram(name: str, what: str, namespace: str, registry: Any) -> Histogram:

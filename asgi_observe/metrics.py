@@ -104,9 +104,10 @@ class MetricsMiddleware:
             return
         scope, record = ensure_record(scope)
         method = scope["method"]
-        if method not in self._methods:
+        active = self._active.get(method)
+        if active is None:
             method = OTHER_METHOD
-        active = self._active[method]
+            active = self._active[method]
         active.inc()
         sizes = [0, 0]  # request and response body bytes that flowed
         done = False
@@ -131,14 +132,19 @@ class MetricsMiddleware:
             finally:
                 finish(record.status)
 
-        async def receive_sizes() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                sizes[0] += len(message.get("body", b""))
-            return message
+        app_receive = receive
+        if self._body_sizes:
+
+            async def receive_sizes() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    sizes[0] += len(message.get("body", b""))
+                return message
+
+            app_receive = receive_sizes
 
         try:
-            await self.app(scope, receive_sizes if self._body_sizes else receive, send_wrapper)
+            await self.app(scope, app_receive, send_wrapper)
         except BaseException:
             if not done:
                 finish(500)  # counted as a server error whatever had been sent
@@ -153,16 +159,28 @@ class MetricsMiddleware:
         self, scope: Scope, record: RequestRecord, method: str, status: Any, sizes: list[int]
     ) -> None:
         route = record.resolve_route(scope, self._resolve_route)
-        duration, request_size, response_size = self._families.children(
+        series = self._families.children(
             (method, UNMATCHED_ROUTE if route is None else route, status)
         )
-        exemplar = None
-        span = record.span
-        if self._exemplars and span is not None:
-            context = span.get_span_context()
-            if context.trace_flags.sampled:
-                exemplar = {"trace_id": format(context.trace_id, "032x")}
-        duration(record.duration_s, exemplar)
-        if request_size is not None and response_size is not None:
-            request_size(sizes[0], exemplar)
-            response_size(sizes[1], exemplar)
+        duration = record.duration_s
+        trace_id = _sampled_trace_id(record) if self._exemplars else None
+        if trace_id is not None and series.wants_exemplar(duration):
+            series.duration(duration, _exemplar(trace_id))
+        else:
+            series.duration(duration)
+        if series.request_size is not None and series.response_size is not None:
+            exemplar = None if trace_id is None else _exemplar(trace_id)
+            series.request_size(sizes[0], exemplar)
+            series.response_size(sizes[1], exemplar)
+
+
+def _sampled_trace_id(record: RequestRecord) -> int | None:
+    span = record.span
+    if span is None:
+        return None
+    context = span.get_span_context()
+    return context.trace_id if context.trace_flags.sampled else None
+
+
+def _exemplar(trace_id: int) -> dict[str, str]:
+    return {"trace_id": format(trace_id, "032x")}

@@ -12,6 +12,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
+from asgi_observe import _metric_families
+from asgi_observe._metric_families import EXEMPLAR_INTERVAL_S, families_for
 from asgi_observe._request import RECORD_KEY, RequestRecord, ensure_record
 from asgi_observe.metrics import MetricsMiddleware
 from asgi_observe.routes import ROUTE_KEY
@@ -237,10 +239,10 @@ async def test_body_sizes_are_off_by_default(registry: CollectorRegistry) -> Non
     assert None is count(registry, "http_server_response_body_size_bytes")
 
 
-def with_span(app: Any, flags: int) -> Any:
+def with_span(app: Any, flags: int, trace_id: int = TRACE_ID) -> Any:
     async def wrapper(scope: Any, receive: Any, send: Any) -> None:
         scope, record = ensure_record(scope)
-        record.span = NonRecordingSpan(SpanContext(TRACE_ID, 0x1234, False, TraceFlags(flags)))
+        record.span = NonRecordingSpan(SpanContext(trace_id, 0x1234, False, TraceFlags(flags)))
         await app(scope, receive, send)
 
     return wrapper
@@ -259,6 +261,36 @@ async def test_no_exemplar(registry: CollectorRegistry, flags: int, options: Any
     app = with_span(MetricsMiddleware(routed(plain_app()), registry=registry, **options), flags)
     await call(app, http_scope())
     assert "trace_id" not in openmetrics(registry).decode()
+
+
+def test_each_bucket_takes_one_exemplar_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets as prometheus-client counts them: a value equal to a bound is in its bucket."""
+    now = [1000.0]
+    monkeypatch.setattr(_metric_families, "_monotonic", lambda: now[0])
+    families = families_for(
+        CollectorRegistry(), "", buckets=(0.1, 1.0), body_sizes=False, max_label_sets=10
+    )
+    series = families.children(("GET", "/r", 200))
+    values = (0.05, 0.1, 0.5, 1.0, 7.0, 9.0)
+    assert [True, False, True, False, True, False] == [series.wants_exemplar(v) for v in values]
+    now[0] += EXEMPLAR_INTERVAL_S
+    assert [True, True, True] == [series.wants_exemplar(v) for v in (0.1, 1.0, 9.0)]
+
+
+async def test_a_bucket_keeps_its_exemplar_until_the_interval_passed(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(_metric_families, "_monotonic", lambda: now[0])
+    metrics = MetricsMiddleware(routed(plain_app()), registry=registry)
+    for trace_id in (0xA1, 0xB2):
+        await call(with_span(metrics, 1, trace_id), http_scope())
+    assert f'trace_id="{0xA1:032x}"' in openmetrics(registry).decode()
+    now[0] += EXEMPLAR_INTERVAL_S
+    await call(with_span(metrics, 1, 0xC3), http_scope())
+    exposition = openmetrics(registry).decode()
+    assert (False, True) == (f"{0xA1:032x}" in exposition, f"{0xC3:032x}" in exposition)
+    assert 3.0 == count(registry)
 
 
 async def test_no_exemplars_in_multiprocess_mode(
