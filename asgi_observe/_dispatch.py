@@ -32,6 +32,11 @@ class PathDispatcher:
         self._mounts = tuple((prefix.rstrip("/"), app) for prefix, app in (mounts or {}).items())
         self._bypass_paths = frozenset(bypass_paths)
         self._bypass_prefixes = tuple(bypass_prefixes)
+        # Most requests are for none of these: one set lookup and one startswith say so.
+        self._exact = frozenset(self._endpoints).union(
+            self._bypass_paths, (prefix for prefix, _ in self._mounts)
+        )
+        self._prefixes = (*(prefix + "/" for prefix, _ in self._mounts), *self._bypass_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" and scope["type"] != "websocket":
@@ -41,6 +46,9 @@ class PathDispatcher:
         root_path = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
             path = path[len(root_path) :]  # ASGI paths include the server's root_path
+        if path not in self._exact and not (self._prefixes and path.startswith(self._prefixes)):
+            await self.app(scope, receive, send)
+            return
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             await endpoint(scope, receive, send)
