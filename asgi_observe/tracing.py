@@ -107,6 +107,7 @@ class TracingMiddleware:
             start_time=record.start_ns,
         )
         record.span = span
+        recording = span.is_recording()
         token = otel_context.attach(trace.set_span_in_context(span, parent_context))
         span_open = True
         completed = False
@@ -115,6 +116,9 @@ class TracingMiddleware:
         def end_span() -> None:
             nonlocal span_open
             span_open = False
+            if not recording:  # an unsampled span drops attributes: build none
+                span.end(end_time=record.stamp_end())
+                return
             route = record.resolve_route(scope, self._resolve_route)
             if route is not None:
                 span.set_attribute("http.route", route)
