@@ -8,6 +8,8 @@ measured the same way so the ratios hold.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -59,10 +61,18 @@ async def _send(message: Any) -> None:
 class Driver:
     """Runs `BATCH` requests through an app per call; one loop for the whole benchmark."""
 
-    def __init__(self, app: Any, scope: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        scope: dict[str, Any] | None = None,
+        after: Callable[[], Any] | None = None,
+    ) -> None:
         self.app = app
         self.scope = scope if scope is not None else http_scope()
         self.loop = asyncio.new_event_loop()
+        # Runs inside the timing after each batch: `Environment.flush` exports the
+        # batch's spans there, so each row pays for its own spans (see stack_rows.py).
+        self.after = after
 
     async def _batch(self) -> None:
         app, scope = self.app, self.scope
@@ -72,14 +82,21 @@ class Driver:
 
     def __call__(self) -> None:
         self.loop.run_until_complete(self._batch())
+        if self.after is not None:
+            self.after()
 
     def close(self) -> None:
         self.loop.close()
 
 
-def run(benchmark: Any, app: Any, scope: dict[str, Any] | None = None) -> Driver:
+def run(
+    benchmark: Any,
+    app: Any,
+    scope: dict[str, Any] | None = None,
+    after: Callable[[], Any] | None = None,
+) -> Driver:
     """Benchmark `app`; per-request time is the reported time divided by BATCH."""
-    driver = Driver(app, scope)
+    driver = Driver(app, scope, after)
     driver()  # warm caches, lazy imports and first-request setup outside the timing
     try:
         benchmark.extra_info["requests_per_round"] = BATCH
@@ -98,3 +115,23 @@ def per_request_us(stats_mean_s: float) -> float:
 
 
 Factory = Callable[[Any], Any]
+
+
+def interleaved(
+    batches: dict[str, Callable[[], Any]], rounds: int, *, seed: int = 0
+) -> dict[str, list[float]]:
+    """Seconds per call of each batch, `rounds` samples each, rows shuffled every round.
+
+    Load from other processes then falls on every row alike, so ratios between rows hold
+    on a busy machine even when absolute figures drift.
+    """
+    rng = random.Random(seed)
+    names = list(batches)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        rng.shuffle(names)
+        for name in names:
+            start = time.perf_counter()
+            batches[name]()
+            samples[name].append(time.perf_counter() - start)
+    return samples

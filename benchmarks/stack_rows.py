@@ -1,0 +1,318 @@
+"""The rows of the full-stack comparison: one Starlette app, bare, with our layers, with the peers.
+
+Every row answers the same request (`GET /users/42`, a sampled inbound `traceparent`, no
+request id, so one is generated) from the same Starlette app. What the rows share is
+built once by `Environment`, as a deployment would have it:
+
+- one `TracerProvider` with a `BatchSpanProcessor` and an exporter that drops spans,
+  used by our tracing layer and by OpenTelemetry's ASGI middleware alike;
+- a fresh prometheus-client `CollectorRegistry` per row for our metrics (starlette-exporter
+  has no registry option: it gets a unique metric prefix per row in the default registry);
+- a real sentry-sdk client whose DSN points at a closed port on 127.0.0.1, with no
+  integrations patching the apps; the transport is never reached on the happy path.
+
+A row is a factory (`Environment -> ASGI app`) plus the global textmap propagator its
+middleware reads: ours for our rows (`observe()` installs it), OpenTelemetry's default for
+the peers'. `Parts` holds the "unavoidable parts" rows: what any tracing + metrics +
+request id stack must pay per request, measured with the same inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness import BATCH, http_scope, raw_app
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from asgi_observe.logging import install_log_record_factory, uninstall_log_record_factory
+from asgi_observe.metrics import MetricsMiddleware
+from asgi_observe.propagation import w3c_propagator
+from asgi_observe.request_id import RequestIdMiddleware
+from asgi_observe.tracing import TracingMiddleware
+
+SAMPLED = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+UNSAMPLED = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+SCOPE = http_scope("/users/42", headers=[(b"traceparent", SAMPLED)])
+UNSAMPLED_SCOPE = http_scope("/users/42", headers=[(b"traceparent", UNSAMPLED)])
+NEW_TRACE_SCOPE = http_scope("/users/42")
+
+
+class DroppingExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+async def user(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def starlette_app() -> Starlette:
+    # A few routes before the matching one and a mount after it, as in a real app.
+    routes = [Route(f"/other{i}/{{x}}", user) for i in range(10)]
+    routes += [Route("/users/{user_id}", user), Mount("/admin", routes=[Route("/a", user)])]
+    return Starlette(routes=routes)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Environment:
+    """The process-wide things every row shares; `close()` undoes all of it."""
+
+    def __init__(self) -> None:
+        import sentry_sdk
+
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(
+            BatchSpanProcessor(DroppingExporter(), max_queue_size=100_000)
+        )
+        self.ours: TextMapPropagator = w3c_propagator()
+        self.previous_textmap = propagate.get_global_textmap()
+        # What OpenTelemetry installs when OTEL_PROPAGATORS is unset (tracecontext, baggage).
+        self.otel_default = self.previous_textmap
+        sentry_sdk.init(
+            dsn=f"http://public@127.0.0.1:{closed_port()}/1",
+            default_integrations=False,
+            auto_enabling_integrations=False,
+        )
+        self._prefixes = 0
+
+    def prefix(self) -> str:
+        """A metric prefix no other row used (starlette-exporter's default registry)."""
+        self._prefixes += 1
+        return f"bench_{os.getpid()}_{self._prefixes}"
+
+    def flush(self) -> None:
+        """Export every queued span now, in this thread.
+
+        Called at the end of each timed batch, so the cost of exporting and freeing a
+        row's spans lands in that row. Left to the processor's thread, it would land in
+        whichever row runs when that thread gets the GIL: a row that releases it (as
+        `os.urandom` does) would pay for its neighbours' spans.
+        """
+        self.provider.force_flush()
+
+    def close(self) -> None:
+        import sentry_sdk
+
+        propagate.set_global_textmap(self.previous_textmap)
+        uninstall_log_record_factory()
+        sentry_sdk.get_client().close(timeout=0)
+        sentry_sdk.get_global_scope().set_client(None)
+        self.provider.shutdown()
+
+
+Factory = Callable[[Environment], Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    factory: Factory
+    scope: dict[str, Any]
+    ours_textmap: bool  # False: OpenTelemetry's default global propagator
+
+    def textmap(self, env: Environment) -> TextMapPropagator:
+        return env.ours if self.ours_textmap else env.otel_default
+
+
+# --- our layers ------------------------------------------------------------------------
+
+
+def observe_full(env: Environment) -> Any:
+    from asgi_observe.observe import observe
+
+    app = observe(
+        starlette_app(),
+        configure=False,
+        tracer_provider=env.provider,
+        registry=CollectorRegistry(),
+        sentry=True,
+    )
+    install_log_record_factory()  # observe() did; idempotent, undone by Environment.close
+    return app
+
+
+def ours_sentry(env: Environment) -> Any:
+    from asgi_observe.sentry import SentryMiddleware
+
+    return SentryMiddleware(starlette_app())
+
+
+# --- the peers -------------------------------------------------------------------------
+
+
+def correlation_id(env: Environment) -> Any:
+    from asgi_correlation_id import CorrelationIdMiddleware
+
+    return CorrelationIdMiddleware(starlette_app())
+
+
+def sentry_asgi(env: Environment) -> Any:
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    return SentryAsgiMiddleware(starlette_app())
+
+
+def otel_asgi(env: Environment, *, message_spans: bool = True) -> Any:
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    excluded: Any = None if message_spans else ["receive", "send"]
+    return OpenTelemetryMiddleware(
+        starlette_app(), tracer_provider=env.provider, exclude_spans=excluded
+    )
+
+
+def starlette_exporter(env: Environment, app: Any = None) -> Any:
+    from starlette_exporter import PrometheusMiddleware
+
+    return PrometheusMiddleware(starlette_app() if app is None else app, prefix=env.prefix())
+
+
+def peer_stack(env: Environment) -> Any:
+    """asgi-correlation-id -> sentry-sdk -> OpenTelemetry -> starlette-exporter -> app."""
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    app = starlette_exporter(env, starlette_app())
+    app = OpenTelemetryMiddleware(app, tracer_provider=env.provider)
+    app = SentryAsgiMiddleware(app)
+    return CorrelationIdMiddleware(app)
+
+
+BARE_RAW = "bare raw ASGI app"
+BARE = "bare Starlette"
+OURS_FULL = "observe() full, sampled"
+OURS_UNSAMPLED = "observe() full, unsampled"
+PEERS_FULL = "peer stack (4 middlewares)"
+
+ROWS: tuple[Row, ...] = (
+    Row(BARE_RAW, lambda env: raw_app, SCOPE, True),
+    Row(BARE, lambda env: starlette_app(), SCOPE, True),
+    Row(
+        "ours: RequestIdMiddleware",
+        lambda env: RequestIdMiddleware(starlette_app()),
+        SCOPE,
+        True,
+    ),
+    Row(
+        "ours: TracingMiddleware",
+        lambda env: TracingMiddleware(starlette_app(), tracer_provider=env.provider),
+        SCOPE,
+        True,
+    ),
+    Row(
+        "ours: MetricsMiddleware",
+        lambda env: MetricsMiddleware(starlette_app(), registry=CollectorRegistry()),
+        SCOPE,
+        True,
+    ),
+    Row("ours: SentryMiddleware", ours_sentry, SCOPE, True),
+    Row(OURS_FULL, observe_full, SCOPE, True),
+    Row(OURS_UNSAMPLED, observe_full, UNSAMPLED_SCOPE, True),
+    Row("observe() full, new trace", observe_full, NEW_TRACE_SCOPE, True),
+    Row("peer: asgi-correlation-id", correlation_id, SCOPE, False),
+    Row("peer: sentry-sdk ASGI", sentry_asgi, SCOPE, False),
+    Row("peer: OpenTelemetry ASGI", otel_asgi, SCOPE, False),
+    Row(
+        "peer: OpenTelemetry ASGI, no message spans",
+        lambda env: otel_asgi(env, message_spans=False),
+        SCOPE,
+        False,
+    ),
+    Row("peer: starlette-exporter", starlette_exporter, SCOPE, False),
+    Row(PEERS_FULL, peer_stack, SCOPE, False),
+)
+
+
+# --- the unavoidable parts -------------------------------------------------------------
+
+
+class Parts:
+    """What any stack with a sampled span, a duration histogram and an id pays per request.
+
+    Each callable runs `BATCH` times per call, like the request rows. The span gets
+    exactly the SDK calls and values our tracing layer makes: start with the start
+    attributes under the extracted parent, the route and status set at the end, the name
+    updated, end with explicit timestamps.
+    """
+
+    def __init__(self, env: Environment) -> None:
+        from asgi_observe._metric_families import DURATION_BUCKETS, families_for
+
+        self.tracer = env.provider.get_tracer("asgi_observe")
+        self.flush = env.flush
+        self.parent = env.ours.extract({"traceparent": SAMPLED.decode()})
+        self.attributes: dict[str, Any] = {
+            "http.request.method": "GET",
+            "url.scheme": "http",
+            "url.path": "/users/42",
+            "server.address": "127.0.0.1",
+            "server.port": 8000,
+            "client.address": "127.0.0.1",
+            "client.port": 50000,
+            "network.protocol.version": "1.1",
+            "user_agent.original": "bench/1.0",
+        }
+        families = families_for(
+            CollectorRegistry(),
+            "",
+            buckets=DURATION_BUCKETS,
+            body_sizes=False,
+            max_label_sets=2000,
+        )
+        self.observe = families.children(("GET", "/users/{user_id}", 200)).duration
+        self.active = families.active.labels("GET")
+
+    def span(self) -> None:
+        tracer, parent, attributes = self.tracer, self.parent, self.attributes
+        server = trace.SpanKind.SERVER
+        for _ in range(BATCH):
+            start = 1_700_000_000_000_000_000
+            span = tracer.start_span("GET", parent, server, attributes=attributes, start_time=start)
+            span.set_attributes(
+                {"http.route": "/users/{user_id}", "http.response.status_code": 200}
+            )
+            span.update_name("GET /users/{user_id}")
+            span.end(start + 50_000)
+        self.flush()
+
+    def metrics(self) -> None:
+        observe, active = self.observe, self.active
+        for _ in range(BATCH):
+            active.inc()
+            active.dec()
+            observe(0.000_05)
+
+    def request_id(self) -> None:
+        urandom = os.urandom
+        for _ in range(BATCH):
+            urandom(16).hex()
+
+
+PART_SPAN = "part: one sampled SDK span"
+PART_METRICS = "part: histogram observe + gauge inc/dec"
+PART_ID = "part: os.urandom(16).hex()"
+PART_NAMES = (PART_SPAN, PART_METRICS, PART_ID)
+
+
+def part_callables(parts: Parts) -> dict[str, Callable[[], None]]:
+    return {PART_SPAN: parts.span, PART_METRICS: parts.metrics, PART_ID: parts.request_id}
