@@ -5,7 +5,8 @@ request id, so one is generated) from the same Starlette app. What the rows shar
 built once by `Environment`, as a deployment would have it:
 
 - one `TracerProvider` with a `BatchSpanProcessor` and an exporter that drops spans,
-  used by our tracing layer and by OpenTelemetry's ASGI middleware alike;
+  used by our tracing layer and by OpenTelemetry's ASGI middleware alike (in-process,
+  each timed batch ends with `Environment.flush`, so each row exports its own spans);
 - a fresh prometheus-client `CollectorRegistry` per row for our metrics (starlette-exporter
   has no registry option: it gets a unique metric prefix per row in the default registry);
 - a real sentry-sdk client whose DSN points at a closed port on 127.0.0.1, with no
@@ -80,9 +81,8 @@ class Environment:
         import sentry_sdk
 
         self.provider = TracerProvider()
-        self.provider.add_span_processor(
-            BatchSpanProcessor(DroppingExporter(), max_queue_size=100_000)
-        )
+        # The processor's defaults, as a deployment has them.
+        self.provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
         self.ours: TextMapPropagator = w3c_propagator()
         self.previous_textmap = propagate.get_global_textmap()
         # What OpenTelemetry installs when OTEL_PROPAGATORS is unset (tracecontext, baggage).

@@ -1,0 +1,221 @@
+"""Throughput through a real server, uvicorn (one worker) and wrk on 127.0.0.1: bare, ours, peers.
+
+Run: `.venv/bin/python benchmarks/perf_server.py [--duration 8] [--rounds 3] [--json FILE]`
+
+Each round starts uvicorn for each app in turn (the order rotates every round), warms it
+up, runs `wrk -t1 -c32` against `GET /users/42` with a sampled `traceparent`, and stops
+the server. The figure of an app is the median requests/s of its rounds. Everything
+listens on 127.0.0.1 on a free port; every server is stopped, whatever happens. wrk is
+Debian's package: when it is missing and we are root, `apt-get install -y wrk` installs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from perf_apps import APPS  # noqa: E402
+from stack_rows import SAMPLED  # noqa: E402
+
+GOAL_FRACTION = 0.8  # the full stack keeps at least 80% of the bare app's throughput
+PATH = "/users/42"
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+_REQUESTS_PER_S = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_LATENCY = re.compile(r"Latency\s+([0-9.]+)(us|ms|s)\b")
+_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is missing: install Debian's package (apt-get install wrk)")
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, env=env, capture_output=True, timeout=300).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
+        subprocess.run(install, env=env, capture_output=True, timeout=300, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def server(app: str, port: int) -> Iterator[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"perf_apps:{app}",
+        "--factory",
+        "--app-dir",
+        str(HERE),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "asyncio",
+        "--http",
+        "h11",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    # A process group of its own, so stopping it never reaches anything else.
+    process = subprocess.Popen(command, start_new_session=True)
+    url = f"http://127.0.0.1:{port}{PATH}"
+    try:
+        _wait_until_serving(url, process)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {process.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer {url} within {START_TIMEOUT_S} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(STOP_TIMEOUT_S)
+
+
+def wrk(binary: str, url: str, duration: float, connections: int) -> dict[str, float]:
+    command = [
+        binary,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "-H",
+        f"traceparent: {SAMPLED.decode()}",
+        url,
+    ]
+    timeout = duration + 30
+    output = subprocess.run(command, capture_output=True, text=True, timeout=timeout).stdout
+    rate = _REQUESTS_PER_S.search(output)
+    latency = _LATENCY.search(output)
+    if rate is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    result = {"requests_per_s": float(rate.group(1))}
+    if latency is not None:
+        result["latency_avg_us"] = float(latency.group(1)) * _UNITS[latency.group(2)]
+    return result
+
+
+def measure(duration: float, rounds: int, connections: int, warmup: float) -> dict[str, Any]:
+    binary = ensure_wrk()
+    samples: dict[str, list[dict[str, float]]] = {app: [] for app in APPS}
+    order = list(APPS)
+    for _ in range(rounds):
+        for app in order:
+            with server(app, free_port()) as url:
+                wrk(binary, url, warmup, connections)
+                samples[app].append(wrk(binary, url, duration, connections))
+        order = order[1:] + order[:1]
+    rates = {
+        app: statistics.median(sample["requests_per_s"] for sample in runs)
+        for app, runs in samples.items()
+    }
+    fraction = rates["ours"] / rates["bare"]
+    return {
+        "duration_s": duration,
+        "rounds": rounds,
+        "connections": connections,
+        "samples": samples,
+        "requests_per_s": rates,
+        "fraction_of_bare": {app: rate / rates["bare"] for app, rate in rates.items()},
+        "goal": {"value": fraction, "goal": GOAL_FRACTION, "holds": fraction >= GOAL_FRACTION},
+    }
+
+
+NAMES = {
+    "bare": "bare Starlette",
+    "ours": "observe() full, sampled",
+    "peers": "peer stack (4 middlewares)",
+}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"| uvicorn + wrk (-c{result['connections']}, {result['duration_s']:.0f} s x "
+        f"{result['rounds']}) | requests/s (median) | of bare |",
+        "|---|---:|---:|",
+    ]
+    for app, rate in result["requests_per_s"].items():
+        share = result["fraction_of_bare"][app]
+        lines.append(f"| {NAMES[app]} | {rate:,.0f} | {share:.0%} |")
+    goal = result["goal"]
+    holds = "yes" if goal["holds"] else "**no**"
+    lines += [
+        "",
+        "| goal | measured | target | holds |",
+        "|---|---:|---:|---|",
+        f"| observe() full keeps of bare throughput | {goal['value']:.0%} | "
+        f">= {goal['goal']:.0%} | {holds} |",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    result = measure(args.duration, args.rounds, args.connections, args.warmup)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
