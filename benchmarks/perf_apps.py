@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import propagate
-from stack_rows import Environment, observe_full, peer_stack, starlette_app
+from stack_rows import Environment, observe_full, peer_stack, span_only, starlette_app
 
 _env: Environment | None = None
 
@@ -33,10 +33,16 @@ def ours() -> Any:
     return observe_full(env)
 
 
+def floor() -> Any:
+    env = _environment()
+    propagate.set_global_textmap(env.ours)
+    return span_only(env)
+
+
 def peers() -> Any:
     env = _environment()
     propagate.set_global_textmap(env.otel_default)
     return peer_stack(env)
 
 
-APPS = ("bare", "ours", "peers")
+APPS = ("bare", "floor", "ours", "peers")

@@ -41,6 +41,7 @@ STOP_TIMEOUT_S = 10.0
 _REQUESTS_PER_S = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _LATENCY = re.compile(r"Latency\s+([0-9.]+)(us|ms|s)\b")
 _UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def ensure_wrk() -> str:
@@ -68,7 +69,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(app: str, port: int) -> Iterator[str]:
+def server(app: str, port: int) -> Iterator[tuple[str, int]]:
     command = [
         sys.executable,
         "-m",
@@ -96,7 +97,7 @@ def server(app: str, port: int) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}{PATH}"
     try:
         _wait_until_serving(url, process)
-        yield url
+        yield url, process.pid
     finally:
         _stop(process)
 
@@ -124,6 +125,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(STOP_TIMEOUT_S)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 def wrk(binary: str, url: str, duration: float, connections: int) -> dict[str, float]:
@@ -154,12 +162,21 @@ def measure(duration: float, rounds: int, connections: int, warmup: float) -> di
     order = list(APPS)
     for _ in range(rounds):
         for app in order:
-            with server(app, free_port()) as url:
+            with server(app, free_port()) as (url, pid):
                 wrk(binary, url, warmup, connections)
-                samples[app].append(wrk(binary, url, duration, connections))
+                cpu_before = cpu_seconds(pid)
+                sample = wrk(binary, url, duration, connections)
+                requests = sample["requests_per_s"] * duration
+                # CPU per request is what the server itself spent: robust to other load.
+                sample["cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / requests * 1e6
+                samples[app].append(sample)
         order = order[1:] + order[:1]
     rates = {
         app: statistics.median(sample["requests_per_s"] for sample in runs)
+        for app, runs in samples.items()
+    }
+    cpu = {
+        app: statistics.median(sample["cpu_us_per_request"] for sample in runs)
         for app, runs in samples.items()
     }
     fraction = rates["ours"] / rates["bare"]
@@ -169,6 +186,7 @@ def measure(duration: float, rounds: int, connections: int, warmup: float) -> di
         "connections": connections,
         "samples": samples,
         "requests_per_s": rates,
+        "cpu_us_per_request": cpu,
         "fraction_of_bare": {app: rate / rates["bare"] for app, rate in rates.items()},
         "goal": {"value": fraction, "goal": GOAL_FRACTION, "holds": fraction >= GOAL_FRACTION},
     }
@@ -176,6 +194,7 @@ def measure(duration: float, rounds: int, connections: int, warmup: float) -> di
 
 NAMES = {
     "bare": "bare Starlette",
+    "floor": "floor: one sampled SDK span, nothing else",
     "ours": "observe() full, sampled",
     "peers": "peer stack (4 middlewares)",
 }
@@ -184,12 +203,17 @@ NAMES = {
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"| uvicorn + wrk (-c{result['connections']}, {result['duration_s']:.0f} s x "
-        f"{result['rounds']}) | requests/s (median) | of bare |",
-        "|---|---:|---:|",
+        f"{result['rounds']}) | requests/s (median) | of bare | server CPU us/request | "
+        "CPU added over bare |",
+        "|---|---:|---:|---:|---:|",
     ]
+    cpu = result["cpu_us_per_request"]
     for app, rate in result["requests_per_s"].items():
         share = result["fraction_of_bare"][app]
-        lines.append(f"| {NAMES[app]} | {rate:,.0f} | {share:.0%} |")
+        lines.append(
+            f"| {NAMES[app]} | {rate:,.0f} | {share:.0%} | {cpu[app]:.0f} | "
+            f"{cpu[app] - cpu['bare']:.0f} |"
+        )
     goal = result["goal"]
     holds = "yes" if goal["holds"] else "**no**"
     lines += [

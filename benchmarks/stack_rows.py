@@ -186,6 +186,28 @@ def starlette_exporter(env: Environment, app: Any = None) -> Any:
     return PrometheusMiddleware(starlette_app() if app is None else app, prefix=env.prefix())
 
 
+def span_only(env: Environment) -> Any:
+    """The floor of any tracing layer: one sampled span, its inputs computed beforehand."""
+    parts = Parts(env)
+    app = starlette_app()
+    server = trace.SpanKind.SERVER
+    start = 1_700_000_000_000_000_000
+
+    async def span_around(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        span = parts.tracer.start_span(
+            "GET", parts.parent, server, attributes=parts.attributes, start_time=start
+        )
+        await app(scope, receive, send)
+        span.set_attributes(parts.end_attributes)
+        span.update_name("GET /users/{user_id}")
+        span.end(start + 50_000)
+
+    return span_around
+
+
 def peer_stack(env: Environment) -> Any:
     """asgi-correlation-id -> sentry-sdk -> OpenTelemetry -> starlette-exporter -> app."""
     from asgi_correlation_id import CorrelationIdMiddleware
@@ -203,6 +225,7 @@ BARE = "bare Starlette"
 OURS_FULL = "observe() full, sampled"
 OURS_UNSAMPLED = "observe() full, unsampled"
 PEERS_FULL = "peer stack (4 middlewares)"
+SPAN_ONLY = "floor: one sampled SDK span, nothing else"
 
 ROWS: tuple[Row, ...] = (
     Row(BARE_RAW, lambda env: raw_app, SCOPE, True),
@@ -240,6 +263,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("peer: starlette-exporter", starlette_exporter, SCOPE, False),
     Row(PEERS_FULL, peer_stack, SCOPE, False),
+    Row(SPAN_ONLY, span_only, SCOPE, True),
 )
 
 
@@ -272,6 +296,7 @@ class Parts:
             "network.protocol.version": "1.1",
             "user_agent.original": "bench/1.0",
         }
+        self.end_attributes = {"http.route": "/users/{user_id}", "http.response.status_code": 200}
         families = families_for(
             CollectorRegistry(),
             "",
@@ -288,9 +313,7 @@ class Parts:
         for _ in range(BATCH):
             start = 1_700_000_000_000_000_000
             span = tracer.start_span("GET", parent, server, attributes=attributes, start_time=start)
-            span.set_attributes(
-                {"http.route": "/users/{user_id}", "http.response.status_code": 200}
-            )
+            span.set_attributes(self.end_attributes)
             span.update_name("GET /users/{user_id}")
             span.end(start + 50_000)
         self.flush()
