@@ -7,9 +7,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.propagators.textmap import Getter, TextMapPropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from ._attributes import ASGI_GETTER, server_address, socket_address
 from ._http import OTHER_METHOD
 from ._http import known_methods as _validate_methods
 from ._request import RequestRecord, RouteResolver, ensure_record, observe_message
@@ -33,7 +34,6 @@ _HEADER_SLOTS = {
     b"host": _HOST,
     b"user-agent": _USER_AGENT,
 }
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # FastAPI >= 0.16x starts its own SERVER span whenever an SDK provider is set, unless
 # this key is in the scope; a None value also turns its per-route hooks off.
 _FASTAPI_TELEMETRY_KEY = "fastapi.telemetry"
@@ -206,7 +206,7 @@ class TracingMiddleware:
         if propagator is w3c_propagator():
             parent_context = context_from_w3c(traceparents, tracestates, baggages)
         else:
-            parent_context = propagator.extract(scope["headers"], getter=_ASGI_GETTER)
+            parent_context = propagator.extract(scope["headers"], getter=ASGI_GETTER)
 
         if scope_type == "http":
             method_original = scope["method"]
@@ -226,9 +226,9 @@ class TracingMiddleware:
         query_string = scope.get("query_string")
         if query_string:
             attributes["url.query"] = redact_query_string(query_string)
-        address = _server_address(hosts[0], scheme) if len(hosts) == 1 else None
+        address = server_address(hosts[0], scheme) if len(hosts) == 1 else None
         if address is None:
-            address = _socket_address(scope.get("server"))
+            address = socket_address(scope.get("server"))
         attributes.update(address)
         client = scope.get("client")
         if client:
@@ -243,71 +243,6 @@ class TracingMiddleware:
         # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
         span_method = "HTTP" if method is OTHER_METHOD else method
         return parent_context, attributes, span_method
-
-
-_Address = dict[str, Any]
-_NO_ADDRESS: _Address = {}
-# Host header value and scheme -> server.address/server.port. A service sees a handful
-# of Host values, so parsing each once pays; the bound keeps hostile values from
-# growing it (when full it starts over).
-_MAX_CACHED_HOSTS = 256
-_hosts: dict[tuple[bytes, str], _Address | None] = {}
-
-
-def _server_address(host_header: bytes, scheme: str) -> _Address | None:
-    # Semantic conventions prefer the Host header over the socket address; a
-    # malformed Host is ignored rather than reported (None: use the socket).
-    key = (host_header, scheme)
-    try:
-        return _hosts[key]
-    except KeyError:
-        pass
-    host, port = _split_host(host_header.decode("latin-1"))
-    address: _Address | None = None
-    if host:
-        if port is None:
-            port = _DEFAULT_PORTS.get(scheme)
-        address = (
-            {"server.address": host}
-            if port is None
-            else {
-                "server.address": host,
-                "server.port": port,
-            }
-        )
-    if len(_hosts) >= _MAX_CACHED_HOSTS:
-        _hosts.clear()
-    _hosts[key] = address
-    return address
-
-
-def _socket_address(server: Any) -> _Address:
-    if not server:
-        return _NO_ADDRESS
-    if server[1] is None:
-        return {"server.address": server[0]}
-    return {"server.address": server[0], "server.port": server[1]}
-
-
-def _split_host(host: str) -> tuple[str, int | None]:
-    host = host.strip()
-    if host.startswith("["):  # IPv6 literal: [::1]:8000
-        end = host.find("]")
-        if end == -1:
-            return "", None
-        address, rest = host[1:end], host[end + 1 :]
-        if not rest:
-            return address, None
-        if not rest.startswith(":"):
-            return "", None
-        port_text = rest[1:]
-    else:
-        address, sep, port_text = host.partition(":")
-        if not sep:
-            return address, None
-    if port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535:
-        return address, int(port_text)
-    return "", None
 
 
 def _record_exception(span: trace.Span, exc: BaseException) -> None:
@@ -333,18 +268,3 @@ def _path_set(option: str, paths: Iterable[str]) -> frozenset[str]:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"{option} entries must be strings starting with '/': {path!r}")
     return result
-
-
-class _AsgiHeaderGetter(Getter[Any]):
-    """Reads raw ASGI header pairs for propagators other than ours."""
-
-    def get(self, carrier: Any, key: str) -> list[str] | None:
-        name = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for header, value in carrier if header == name]
-        return values or None
-
-    def keys(self, carrier: Any) -> list[str]:
-        return [header.decode("latin-1") for header, _ in carrier]
-
-
-_ASGI_GETTER = _AsgiHeaderGetter()

@@ -65,6 +65,7 @@ async def test_one_server_span_with_stable_attributes(span_capture: Any) -> None
         (b"example.com:99999", "http", ("127.0.0.1", 8000)),  # malformed: socket address
         (b"[::1", "http", ("127.0.0.1", 8000)),
         (b"", "http", ("127.0.0.1", 8000)),
+        (b"h" * 100_000, "http", ("127.0.0.1", 8000)),  # longer than any host name
     ],
 )
 async def test_server_address_from_host_header(
