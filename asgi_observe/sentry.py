@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from ._request import RouteResolver, ensure_record, observe_message
+from ._request import RequestRecord, RouteResolver, ensure_record, observe_message, record_of
 from ._sentry_event import RequestEvents
 from ._sentry_policy import ErrorPolicy, already_reported
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -94,7 +94,14 @@ class SentryMiddleware:
             await self.app(scope, receive, send)
             return
         __traceback_hide__ = True  # sentry-sdk leaves this frame out of events
-        scope, record = ensure_record(scope)
+        record = record_of(scope)
+        # The status decides whether a framework-handled exception is reported. An outer
+        # asgi_observe layer that made the record notes it from every message before
+        # passing it on, so this layer wraps `send` only when it runs alone.
+        app_send = send
+        if record is None:
+            scope, record = ensure_record(scope)
+            app_send = _observing_send(record, send)
         events = RequestEvents(
             scope, record, self._scrubber, self._policy, self._resolve_route, sdk.get_client
         )
@@ -108,14 +115,9 @@ class SentryMiddleware:
                 events.keep_body(message.get("body"))
             return message
 
-        async def send_wrapper(message: Message) -> None:
-            # The status decides whether a framework-handled exception is reported.
-            observe_message(record, message)
-            await send(message)
-
         token = sdk.enter(isolation)
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, receive_wrapper, app_send)
             status = record.status
             if status is not None and status >= 500 and not events.reported:
                 if isinstance(record.exception, Exception):  # handed over by error_hooks.py
@@ -156,6 +158,14 @@ class SentryMiddleware:
             self._sdk.capture_event(event)
         except Exception:
             pass
+
+
+def _observing_send(record: RequestRecord, send: Send) -> Send:
+    async def send_wrapper(message: Message) -> None:
+        observe_message(record, message)
+        await send(message)
+
+    return send_wrapper
 
 
 class _Sdk:

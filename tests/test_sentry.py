@@ -348,6 +348,41 @@ async def test_capture_5xx_responses_reports_them(
     )
 
 
+@pytest.mark.parametrize("nested", [False, True], ids=["alone", "inside-other-layers"])
+async def test_capture_5xx_responses_sees_the_status_alone_and_nested(
+    sentry: Any, receiver: Receiver, span_capture: Any, nested: bool
+) -> None:
+    """Alone the layer notes the status itself; nested, the outer layer's record has it."""
+    if nested:
+        app = stack(status_app, span_capture, capture_5xx_responses=True)
+    else:
+        app = SentryMiddleware(status_app, capture_5xx_responses=True)
+    recorder = await call(app, http_scope("/status/503"))
+    [event] = flushed(receiver)
+    assert (503, "HTTP 503 response to GET /status/{code}") == (recorder.status, event["message"])
+
+
+async def test_nested_layer_passes_the_outer_send_through(sentry: Any, span_capture: Any) -> None:
+    """Inside another asgi_observe layer, the app gets that layer's send, not one more wrapper."""
+    sends: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        sends.append(send)
+        await status_app({**scope, "path": "/status/200"}, receive, send)
+
+    class SendSpy:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            sends.append(send)
+            await self.inner(scope, receive, send)
+
+    await call(RequestIdMiddleware(SendSpy(SentryMiddleware(app))), http_scope())
+    outer_send, app_send = sends
+    assert outer_send is app_send
+
+
 async def test_capture_5xx_responses_skips_requests_that_reported_an_exception(
     sentry: Any, receiver: Receiver
 ) -> None:
