@@ -109,7 +109,8 @@ class MetricsMiddleware:
             method = OTHER_METHOD
             active = self._active[method]
         active.inc()
-        sizes = [0, 0]  # request and response body bytes that flowed
+        sizes = [0, 0]  # request and response body bytes that flowed, when recorded
+        count_sizes = self._body_sizes
         done = False
 
         def finish(status: Any) -> None:
@@ -122,7 +123,7 @@ class MetricsMiddleware:
                 _log.exception("asgi_observe could not record the request metrics")
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.body":
+            if count_sizes and message["type"] == "http.response.body":
                 sizes[1] += len(message.get("body", b""))
             if not observe_message(record, message) or done:
                 await send(message)
@@ -133,7 +134,7 @@ class MetricsMiddleware:
                 finish(record.status)
 
         app_receive = receive
-        if self._body_sizes:
+        if count_sizes:
 
             async def receive_sizes() -> Message:
                 message = await receive()

@@ -187,6 +187,25 @@ async def test_echo_replaces_a_header_of_the_same_name_without_touching_the_app_
     assert [(b"X-Request-ID", b"stale"), (b"content-type", b"text/plain")] == app_headers
 
 
+@pytest.mark.parametrize("container", [list, tuple])
+async def test_echo_appends_the_header_without_touching_the_app_headers(container: Any) -> None:
+    app_headers = container([(b"content-type", b"text/plain"), (b"content-length", b"0")])
+    app_message = {"type": "http.response.start", "status": 200, "headers": app_headers}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(app_message)
+        await send({"type": "http.response.body", "body": b""})
+
+    recorder, _ = await request(RequestIdMiddleware(app), [(HEADER, b"mine")])
+    assert [
+        (b"content-type", b"text/plain"),
+        (b"content-length", b"0"),
+        (HEADER, b"mine"),
+    ] == recorder.sent[0]["headers"]
+    assert container([(b"content-type", b"text/plain"), (b"content-length", b"0")]) == app_headers
+    assert app_headers is app_message["headers"]
+
+
 async def test_custom_header_name() -> None:
     seen: list[str | None] = []
     middleware = RequestIdMiddleware(id_app(seen), header_name="X-Correlation-ID")
