@@ -6,14 +6,19 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import metrics, trace
 
 _logger = logging.getLogger("asgi_observe.export")
 
 
-def flush_telemetry(timeout: float = 5.0) -> bool:
+def flush_telemetry(timeout: float = 5.0, extra_providers: Sequence[Any] = ()) -> bool:
     """Flush the global tracer and meter providers and Sentry; False if `timeout` ran out.
+
+    `extra_providers` are flushed too: a tracer provider given to observe() rather than
+    set globally.
 
     The SDK's batch processor ignores its flush timeout while an exporter retries, so
     the flush runs in a daemon thread and is abandoned (never joined) when time is up:
@@ -24,7 +29,7 @@ def flush_telemetry(timeout: float = 5.0) -> bool:
 
     def run() -> None:
         try:
-            result[0] = _flush(time.monotonic() + timeout)
+            result[0] = _flush(time.monotonic() + timeout, extra_providers)
         finally:
             done.set()
 
@@ -35,9 +40,11 @@ def flush_telemetry(timeout: float = 5.0) -> bool:
     return False
 
 
-def _flush(deadline: float) -> bool:
+def _flush(deadline: float, extra_providers: Sequence[Any]) -> bool:
     ok = True
-    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+    providers = [trace.get_tracer_provider(), metrics.get_meter_provider()]
+    providers += [extra for extra in extra_providers if all(extra is not p for p in providers)]
+    for provider in providers:
         force_flush = getattr(provider, "force_flush", None)
         if force_flush is None:
             continue

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._flush import flush_telemetry
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +40,8 @@ class LifespanMiddleware:
         handle: what `configure()` returned; None flushes the global providers.
         health: told when startup completed (the health app's ``/startup`` probe).
         flush_timeout: seconds the shutdown flush may take.
+        tracer_provider: a provider the layers use that is not the global one; it is
+            flushed too.
 
     Since 0.1.0.
     """
@@ -50,11 +53,20 @@ class LifespanMiddleware:
         handle: TelemetryHandle | None = None,
         health: StartupListener | None = None,
         flush_timeout: float = 5.0,
+        tracer_provider: Any = None,
     ) -> None:
         if flush_timeout < 0:
             raise ValueError("flush_timeout must be >= 0")
         self.app = app
-        self._flush_function = handle.force_flush if handle is not None else flush_telemetry
+        if tracer_provider is not None:
+            extra = (tracer_provider,)
+            self._flush_function: Callable[[float], bool] = lambda timeout: flush_telemetry(
+                timeout, extra
+            )
+        elif handle is not None:
+            self._flush_function = handle.force_flush
+        else:
+            self._flush_function = flush_telemetry
         self._health = health
         self._flush_timeout = flush_timeout
 

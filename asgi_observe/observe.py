@@ -136,7 +136,9 @@ def observe(
         bypass_paths=bypass_paths,
         bypass_prefixes=bypass_prefixes,
     )
-    return LifespanMiddleware(layered, handle=handle, health=_startup_listener(health))
+    return LifespanMiddleware(
+        layered, handle=handle, health=_startup_listener(health), tracer_provider=tracer_provider
+    )
 
 
 def _framework_app_of(app: Any) -> Any:

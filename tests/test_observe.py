@@ -254,3 +254,34 @@ def test_bad_otel_propagators_fails_in_observe_naming_the_variable() -> None:
     assert (0, True) == (result.returncode, result.stdout.startswith("OTEL_PROPAGATORS")), (
         result.stdout + result.stderr
     )
+
+
+async def test_lifespan_shutdown_flushes_a_tracer_provider_given_to_observe() -> None:
+    """Not the global provider: observe() still flushes it, so a graceful stop loses no span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    # Far longer than the test: only the shutdown flush can export the span.
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+    try:
+        app = observe(
+            plain_app(),
+            configure=False,
+            tracer_provider=provider,
+            registry=CollectorRegistry(),
+            sentry=False,
+        )
+        recorder = Recorder()
+        await app(http_scope("/"), recorder.receive, recorder.send)
+        assert 0 == len(exporter.get_finished_spans())
+
+        lifespan = Recorder([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan.receive, lifespan.send)
+
+        assert "lifespan.shutdown.complete" == lifespan.sent[-1]["type"]
+        assert ["GET"] == [span.name for span in exporter.get_finished_spans()]
+    finally:
+        provider.shutdown()
