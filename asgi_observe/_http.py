@@ -23,3 +23,14 @@ def known_methods(methods: Iterable[str] | None = None) -> frozenset[str]:
     if not all(result):
         raise ValueError("known_methods must not contain empty names")
     return result
+
+
+def path_set(option: str, paths: Iterable[str]) -> frozenset[str]:
+    """Validate configured paths: an iterable of strings starting with '/'."""
+    if isinstance(paths, str):
+        raise TypeError(f"{option} must be an iterable of paths, not a string")
+    result = frozenset(paths)
+    for path in result:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"{option} entries must be strings starting with '/': {path!r}")
+    return result

@@ -10,6 +10,7 @@ from opentelemetry import trace
 
 from . import config as _config
 from ._dispatch import PathDispatcher
+from ._http import path_set
 from ._request import RouteResolver
 from ._types import ASGIApp
 from .error_hooks import register_error_hooks
@@ -80,6 +81,11 @@ def observe(
 
     Since 0.1.0.
     """
+    bypass_paths = set(path_set("exclude_paths", exclude_paths))
+    bypass_prefixes = list(path_set("exclude_prefixes", exclude_prefixes))
+    for option, path in (("metrics_path", metrics_path), ("health_path", health_path)):
+        if path is not None:
+            path_set(option, [path])
     handle = _config.configure(install_propagator=install_propagator) if configure else None
     if install_propagator and handle is None:
         install_global_propagator()
@@ -119,8 +125,6 @@ def observe(
         route_resolver=route_resolver,
     )
 
-    bypass_paths = set(exclude_paths)
-    bypass_prefixes = list(exclude_prefixes)
     if handle is not None:
         bypass_paths.update(handle.excluded_paths)
         bypass_prefixes.extend(handle.excluded_prefixes)

@@ -11,7 +11,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._attributes import ASGI_GETTER, server_address, socket_address
-from ._http import OTHER_METHOD
+from ._http import OTHER_METHOD, path_set
 from ._http import known_methods as _validate_methods
 from ._request import RequestRecord, RouteResolver, ensure_record, observe_message
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -79,8 +79,8 @@ class TracingMiddleware:
         from opentelemetry import propagate
 
         self._global_textmap = propagate.get_global_textmap
-        self._exclude_paths = _path_set("exclude_paths", exclude_paths)
-        self._exclude_prefixes = tuple(sorted(_path_set("exclude_prefixes", exclude_prefixes)))
+        self._exclude_paths = path_set("exclude_paths", exclude_paths)
+        self._exclude_prefixes = tuple(sorted(path_set("exclude_prefixes", exclude_prefixes)))
         self._known_methods = _validate_methods(known_methods)
         self._resolve_route = route_resolver or resolve_route
 
@@ -258,13 +258,3 @@ def _record_incomplete(span: trace.Span, record: RequestRecord) -> None:
     error_type = CLIENT_DISCONNECTED if record.client_disconnected else INCOMPLETE_RESPONSE
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
-
-
-def _path_set(option: str, paths: Iterable[str]) -> frozenset[str]:
-    if isinstance(paths, str):
-        raise TypeError(f"{option} must be an iterable of paths, not a string")
-    result = frozenset(paths)
-    for path in result:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"{option} entries must be strings starting with '/': {path!r}")
-    return result

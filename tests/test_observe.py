@@ -285,3 +285,21 @@ async def test_lifespan_shutdown_flushes_a_tracer_provider_given_to_observe() ->
         assert ["GET"] == [span.name for span in exporter.get_finished_spans()]
     finally:
         provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"exclude_paths": "/metrics"}, TypeError),
+        ({"exclude_prefixes": ["health"]}, ValueError),
+        ({"metrics_path": "metrics"}, ValueError),
+        ({"health_path": ""}, ValueError),
+    ],
+)
+def test_bad_options_fail_before_anything_is_installed(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    before = propagate.get_global_textmap()
+    with pytest.raises(error):
+        observe(plain_app(), configure=False, sentry=False, **options)
+    assert before is propagate.get_global_textmap()
