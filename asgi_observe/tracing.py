@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +21,8 @@ from .routes import resolve_route
 from .scrub import redact_query_string
 
 __all__ = ["TracingMiddleware"]
+
+_logger = logging.getLogger("asgi_observe.tracing")
 
 # Documented in docs/tracing.md: what a span says when no response was completed.
 CLIENT_DISCONNECTED = "client_disconnected"
@@ -98,14 +101,19 @@ class TracingMiddleware:
 
         scope, record = ensure_record(scope)
         scope.setdefault(_FASTAPI_TELEMETRY_KEY, None)  # one server span per request
-        parent_context, attributes, method = self._start_facts(scope, scope_type)
-        span = self._tracer.start_span(
-            method,
-            context=parent_context,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            start_time=record.start_ns,
-        )
+        try:
+            parent_context, attributes, method = self._start_facts(scope, scope_type)
+            span = self._tracer.start_span(
+                method,
+                context=parent_context,
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+                start_time=record.start_ns,
+            )
+        except Exception:  # a broken sampler or processor must not fail the request
+            _report_fault("start")
+            await self.app(scope, receive, send)
+            return
         record.span = span
         recording = span.is_recording()
         token = otel_context.attach(trace.set_span_in_context(span, parent_context))
@@ -116,6 +124,12 @@ class TracingMiddleware:
         def end_span() -> None:
             nonlocal span_open
             span_open = False
+            try:
+                finish_span()
+            except Exception:  # e.g. a span processor that raises in on_end
+                _report_fault("end")
+
+        def finish_span() -> None:
             if not recording:  # an unsampled span drops attributes: build none
                 span.end(end_time=record.stamp_end())
                 return
@@ -243,6 +257,24 @@ class TracingMiddleware:
         # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
         span_method = "HTTP" if method is OTHER_METHOD else method
         return parent_context, attributes, span_method
+
+
+_fault_reported = False
+
+
+def _report_fault(when: str) -> None:
+    # Once with the traceback, then quietly: a broken exporter setup would otherwise
+    # log one traceback per request.
+    global _fault_reported
+    if _fault_reported:
+        _logger.debug("asgi_observe could not %s a request span", when, exc_info=True)
+        return
+    _fault_reported = True
+    _logger.exception(
+        "asgi_observe could not %s a request span; requests are served untraced "
+        "while this lasts (further failures are logged at DEBUG)",
+        when,
+    )
 
 
 def _record_exception(span: trace.Span, exc: BaseException) -> None:

@@ -408,3 +408,45 @@ async def test_hostile_headers_are_served_quickly(span_capture: Any) -> None:
 async def test_works_with_the_default_noop_provider() -> None:
     recorder = await call(TracingMiddleware(plain_app()), http_scope())
     assert 200 == recorder.status
+
+
+class BrokenProcessor:
+    """A span processor that fails where it is told to."""
+
+    def __init__(self, on: str) -> None:
+        self.on = on
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.on == "start":
+            raise RuntimeError("processor broke on start")
+
+    def on_end(self, span: Any) -> None:
+        if self.on == "end":
+            raise RuntimeError("processor broke on end")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("on", ["start", "end"])
+async def test_a_failing_span_processor_never_changes_the_response(
+    on: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import asgi_observe.tracing as tracing_module
+
+    provider = TracerProvider()
+    provider.add_span_processor(BrokenProcessor(on))  # type: ignore[arg-type]
+    app = TracingMiddleware(plain_app(body=b"served"), tracer_provider=provider)
+    tracing_module._fault_reported = False
+    with caplog.at_level("DEBUG", logger="asgi_observe.tracing"):
+        first = await call(app, http_scope())
+        second = await call(app, http_scope())
+
+    assert [200, 200] == [first.status, second.status]
+    assert [b"served", b"served"] == [r.sent[-1]["body"] for r in (first, second)]
+    assert ["ERROR", "DEBUG"] == [r.levelname for r in caplog.records]
