@@ -13,10 +13,9 @@ from typing import Any
 
 from ._request import record_of
 from ._types import Scope
+from .quart_support import is_quart_app, register_quart_error_hook
 
 __all__ = ["register_error_hooks"]
-
-_MARKER = "_asgi_observe_error_hooks"
 
 
 def register_error_hooks(app: Any) -> bool:
@@ -26,39 +25,23 @@ def register_error_hooks(app: Any) -> bool:
     the span and the Sentry layer reports it when the response is a 5xx. Registering
     twice on the same app does nothing. Since 0.1.0.
     """
-    if _is_instance(app, "litestar", "Litestar"):
+    if _is_litestar_app(app):
         if _litestar_hook not in app.after_exception:  # Litestar apps take no new attributes
             app.after_exception.append(_litestar_hook)
         return True
-    if _is_instance(app, "quart", "Quart"):
-        if not getattr(app, _MARKER, False):
-            _connect_quart(app)
-            setattr(app, _MARKER, True)
+    if is_quart_app(app):
+        register_quart_error_hook(app)
         return True
     return False
 
 
-def _is_instance(app: Any, module: str, name: str) -> bool:
-    cls = getattr(sys.modules.get(module), name, None)  # not imported: cannot be one
-    return isinstance(cls, type) and isinstance(app, cls)
+def _is_litestar_app(app: Any) -> bool:
+    # Litestar not imported yet: `app` cannot be a Litestar app.
+    litestar_class = getattr(sys.modules.get("litestar"), "Litestar", None)
+    return isinstance(litestar_class, type) and isinstance(app, litestar_class)
 
 
 async def _litestar_hook(exc: BaseException, scope: Scope) -> None:
     record = record_of(scope)
     if record is not None:
         record.exception = exc
-
-
-def _connect_quart(app: Any) -> None:
-    from quart import has_request_context, request, websocket
-    from quart.signals import got_request_exception, got_websocket_exception
-
-    def hand_over(sender: Any, exception: BaseException, **extra: Any) -> None:
-        connection: Any = request if has_request_context() else websocket
-        record = record_of(connection.scope)
-        if record is not None:
-            record.exception = exception
-
-    # weak=False: the receiver is a closure that would otherwise be collected at once.
-    got_request_exception.connect(hand_over, app, weak=False)
-    got_websocket_exception.connect(hand_over, app, weak=False)
