@@ -21,6 +21,7 @@ from ._sentry_policy import (
     scrub_last,
 )
 from ._types import Scope
+from .logging import span_ids
 from .scrub import SECRETS_HINT_KEY, Scrubber
 
 
@@ -153,10 +154,9 @@ def set_trace_context(event: dict[str, Any], span: trace.Span | None) -> None:
     """Point the event's trace context at the request's OpenTelemetry span."""
     if span is None:
         span = trace.get_current_span()
-    context = span.get_span_context()
-    if not context.is_valid:
+    trace_id, span_id = span_ids(span)
+    if trace_id is None:
         return
-    trace_id, span_id = format(context.trace_id, "032x"), format(context.span_id, "016x")
     contexts = event.get("contexts")
     if not isinstance(contexts, dict):
         contexts = event["contexts"] = {}
