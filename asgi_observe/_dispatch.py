@@ -45,7 +45,9 @@ class PathDispatcher:
         path = scope["path"]
         root_path = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]  # ASGI paths include the server's root_path
+            rest = path[len(root_path) :]  # ASGI paths include the server's root_path
+            if not rest or rest[0] == "/":  # "/m" is the root of "/m/x", not of "/metrics"
+                path = rest
         if path not in self._exact and not (self._prefixes and path.startswith(self._prefixes)):
             await self.app(scope, receive, send)
             return

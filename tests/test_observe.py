@@ -303,3 +303,18 @@ def test_bad_options_fail_before_anything_is_installed(
     with pytest.raises(error):
         observe(plain_app(), configure=False, sentry=False, **options)
     assert before is propagate.get_global_textmap()
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path"), [("/api", "/api/metrics"), ("/m", "/metrics"), ("", "/metrics")]
+)
+async def test_metrics_path_is_found_under_any_root_path(
+    span_capture: Any, root_path: str, path: str
+) -> None:
+    """A root_path is stripped only at a segment boundary: "/m" is not the root of "/metrics"."""
+    app = stack(plain_app(body=b"app"), span_capture, CollectorRegistry(), metrics_path="/metrics")
+    recorder = Recorder()
+    await app(http_scope(path, root_path=root_path), recorder.receive, recorder.send)
+
+    body = b"".join(m["body"] for m in recorder.sent if m["type"] == "http.response.body")
+    assert (200, True) == (recorder.status, body.startswith(b"# HELP"))
