@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sentry_sdk.serializer import serialize
 
@@ -513,6 +513,8 @@ secret_values = st.text(
 def test_a_secret_under_a_sensitive_name_never_survives(
     secret: str, name: str, shape: Any, where: str
 ) -> None:
+    # The shape may spell the secret by chance (100000000.0 holds "00000000").
+    assume(secret not in json.dumps(shape, ensure_ascii=False, default=str))
     event = {where: {"wrap": [shape, {name: secret}]}}
     scrubbed = scrub_event(event)
     assert secret not in json.dumps(scrubbed, ensure_ascii=False)
