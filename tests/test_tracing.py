@@ -449,4 +449,6 @@ async def test_a_failing_span_processor_never_changes_the_response(
 
     assert [200, 200] == [first.status, second.status]
     assert [b"served", b"served"] == [r.sent[-1]["body"] for r in (first, second)]
-    assert ["ERROR", "DEBUG"] == [r.levelname for r in caplog.records]
+    # Only our logger: a sentry-sdk transport another test left retrying logs here too.
+    ours = [r.levelname for r in caplog.records if r.name == "asgi_observe.tracing"]
+    assert ["ERROR", "DEBUG"] == ours
