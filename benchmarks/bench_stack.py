@@ -22,8 +22,8 @@ from harness import BATCH, Driver, benchmark_rounds, http_scope, run
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.asgi import asgi_getter
 from stack_rows import (
+    ALL_PART_NAMES,
     OURS_FULL,
-    PART_NAMES,
     ROWS,
     SAMPLED,
     Environment,
@@ -59,7 +59,7 @@ def bench_request(benchmark: Any, env: Environment, row: Row) -> None:
 
 
 @pytest.mark.benchmark(group=PARTS_GROUP)
-@pytest.mark.parametrize("name", [pytest.param(name, id=_slug(name)) for name in PART_NAMES])
+@pytest.mark.parametrize("name", [pytest.param(name, id=_slug(name)) for name in ALL_PART_NAMES])
 def bench_part(benchmark: Any, env: Environment, name: str) -> None:
     part = part_callables(Parts(env))[name]
     part()  # warm up outside the timing, like the request rows

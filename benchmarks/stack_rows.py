@@ -39,8 +39,9 @@ from starlette.routing import Mount, Route
 
 from asgi_observe.logging import install_log_record_factory, uninstall_log_record_factory
 from asgi_observe.metrics import MetricsMiddleware
-from asgi_observe.propagation import w3c_propagator
+from asgi_observe.propagation import context_from_w3c, w3c_propagator
 from asgi_observe.request_id import RequestIdMiddleware
+from asgi_observe.sentry import _Sdk
 from asgi_observe.tracing import TracingMiddleware
 
 SAMPLED = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -287,6 +288,11 @@ class Parts:
     exactly the SDK calls and values our tracing layer makes: start with the start
     attributes under the extracted parent, the route and status set at the end, the name
     updated, end with explicit timestamps.
+
+    An unsampled request still makes some calls whatever the stack: the SDK's start and
+    end of a span under the unsampled parent (its sampler decides), reading the
+    ``traceparent`` that says so, the histogram and gauge, the id, and the fork of
+    sentry-sdk's isolation scope that keeps the request's breadcrumbs and tags apart.
     """
 
     def __init__(self, env: Environment) -> None:
@@ -316,6 +322,8 @@ class Parts:
         )
         self.observe = families.children(("GET", "/users/{user_id}", 200)).duration
         self.active = families.active.labels("GET")
+        self.unsampled_parent = env.ours.extract({"traceparent": UNSAMPLED.decode()})
+        self.sentry = _Sdk.load()
 
     def span(self) -> None:
         tracer, parent, attributes = self.tracer, self.parent, self.attributes
@@ -340,12 +348,43 @@ class Parts:
         for _ in range(BATCH):
             urandom(16).hex()
 
+    def unsampled_span(self) -> None:
+        tracer, parent, attributes = self.tracer, self.unsampled_parent, self.attributes
+        server = trace.SpanKind.SERVER
+        for _ in range(BATCH):
+            start = 1_700_000_000_000_000_000
+            span = tracer.start_span("GET", parent, server, attributes=attributes, start_time=start)
+            span.end(start + 50_000)
+
+    def parse_traceparent(self) -> None:
+        traceparents: list[bytes] = [UNSAMPLED]
+        for _ in range(BATCH):
+            context_from_w3c(traceparents, (), ())
+
+    def isolation(self) -> None:
+        sdk = self.sentry
+        for _ in range(BATCH):
+            sdk.leave(sdk.enter(sdk.get_isolation_scope().fork()))
+
 
 PART_SPAN = "part: one sampled SDK span"
 PART_METRICS = "part: histogram observe + gauge inc/dec"
 PART_ID = "part: os.urandom(16).hex()"
 PART_NAMES = (PART_SPAN, PART_METRICS, PART_ID)
+PART_UNSAMPLED_SPAN = "part: one unsampled SDK span"
+PART_PARSE = "part: traceparent to context"
+PART_ISOLATION = "part: Sentry isolation scope fork"
+# What an unsampled request through any stack with the same features must call.
+UNSAMPLED_PART_NAMES = (PART_UNSAMPLED_SPAN, PART_PARSE, PART_METRICS, PART_ID, PART_ISOLATION)
+ALL_PART_NAMES = (*PART_NAMES, PART_UNSAMPLED_SPAN, PART_PARSE, PART_ISOLATION)
 
 
 def part_callables(parts: Parts) -> dict[str, Callable[[], None]]:
-    return {PART_SPAN: parts.span, PART_METRICS: parts.metrics, PART_ID: parts.request_id}
+    return {
+        PART_SPAN: parts.span,
+        PART_METRICS: parts.metrics,
+        PART_ID: parts.request_id,
+        PART_UNSAMPLED_SPAN: parts.unsampled_span,
+        PART_PARSE: parts.parse_traceparent,
+        PART_ISOLATION: parts.isolation,
+    }
