@@ -1,14 +1,29 @@
-"""Server address attributes and a header getter, from raw ASGI request data."""
+"""A request span's parent context and start attributes, from raw ASGI request data."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, TextMapPropagator
 
-__all__ = ["ASGI_GETTER", "server_address", "socket_address", "split_host"]
+from ._http import OTHER_METHOD
+from ._types import Scope
+from .propagation import context_from_w3c, w3c_propagator
+from .scrub import redact_query_string
+
+__all__ = ["ASGI_GETTER", "server_address", "socket_address", "span_start_facts", "split_host"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_TRACEPARENT, _TRACESTATE, _BAGGAGE, _HOST, _USER_AGENT = range(5)
+_HEADER_SLOTS = {
+    b"traceparent": _TRACEPARENT,
+    b"tracestate": _TRACESTATE,
+    b"baggage": _BAGGAGE,
+    b"host": _HOST,
+    b"user-agent": _USER_AGENT,
+}
 
 _Address = dict[str, Any]
 _NO_ADDRESS: _Address = {}
@@ -19,6 +34,74 @@ _MAX_CACHED_HOSTS = 256
 # RFC 1035 names are at most 253 characters; add brackets, a colon and a port.
 _MAX_HOST_LENGTH = 263
 _hosts: dict[tuple[bytes, str], _Address | None] = {}
+
+
+def span_start_facts(
+    scope: Scope, scope_type: str, propagator: TextMapPropagator, known_methods: Collection[str]
+) -> tuple[Context, dict[str, Any], str]:
+    """One pass over the raw headers: the parent context and the start attributes."""
+    traceparents: list[bytes] = []
+    tracestates: list[bytes] = []
+    baggages: list[bytes] = []
+    hosts: list[bytes] = []
+    user_agent: bytes | None = None
+    for name, value in scope["headers"]:
+        # Most request headers are none of these: one dict lookup rejects them.
+        slot = _HEADER_SLOTS.get(name)
+        if slot is None:
+            continue
+        if slot == _HOST:
+            hosts.append(value)
+        elif slot == _TRACEPARENT:
+            traceparents.append(value)
+        elif slot == _USER_AGENT:
+            if user_agent is None:
+                user_agent = value
+        elif slot == _TRACESTATE:
+            tracestates.append(value)
+        else:
+            baggages.append(value)
+
+    if propagator is w3c_propagator():
+        parent_context = context_from_w3c(traceparents, tracestates, baggages)
+    else:
+        parent_context = propagator.extract(scope["headers"], getter=ASGI_GETTER)
+
+    if scope_type == "http":
+        method_original = scope["method"]
+        scheme = scope.get("scheme", "http")
+    else:
+        method_original = "GET"  # a websocket handshake is a GET request
+        scheme = scope.get("scheme", "ws")
+    method = method_original if method_original in known_methods else OTHER_METHOD
+
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.scheme": scheme,
+        "url.path": scope["path"],
+    }
+    if method is OTHER_METHOD:
+        attributes["http.request.method_original"] = method_original
+    query_string = scope.get("query_string")
+    if query_string:
+        attributes["url.query"] = redact_query_string(query_string)
+    address = server_address(hosts[0], scheme) if len(hosts) == 1 else None
+    if address is None:
+        address = socket_address(scope.get("server"))
+    attributes.update(address)
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+        if client[1] is not None:
+            attributes["client.port"] = client[1]
+    http_version = scope.get("http_version")
+    if http_version:
+        attributes["network.protocol.version"] = http_version
+    if user_agent is not None:
+        attributes["user_agent.original"] = user_agent.decode("latin-1")
+    # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
+    span_method = "HTTP" if method is OTHER_METHOD else method
+    return parent_context, attributes, span_method
 
 
 def server_address(host_header: bytes, scheme: str) -> _Address | None:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._attributes import ASGI_GETTER, server_address, socket_address
-from ._http import OTHER_METHOD, path_set
+from ._attributes import span_start_facts
 from ._http import known_methods as _validate_methods
+from ._http import path_set
 from ._request import RequestRecord, RouteResolver, ensure_record, observe_message
 from ._types import ASGIApp, Message, Receive, Scope, Send
-from .propagation import context_from_w3c, w3c_propagator
 from .routes import resolve_route
-from .scrub import redact_query_string
 
 __all__ = ["TracingMiddleware"]
 
@@ -29,14 +26,6 @@ CLIENT_DISCONNECTED = "client_disconnected"
 INCOMPLETE_RESPONSE = "incomplete_response"
 
 _INSTRUMENTATION_NAME = "asgi_observe"
-_TRACEPARENT, _TRACESTATE, _BAGGAGE, _HOST, _USER_AGENT = range(5)
-_HEADER_SLOTS = {
-    b"traceparent": _TRACEPARENT,
-    b"tracestate": _TRACESTATE,
-    b"baggage": _BAGGAGE,
-    b"host": _HOST,
-    b"user-agent": _USER_AGENT,
-}
 # FastAPI >= 0.16x starts its own SERVER span whenever an SDK provider is set, unless
 # this key is in the scope; a None value also turns its per-route hooks off.
 _FASTAPI_TELEMETRY_KEY = "fastapi.telemetry"
@@ -102,7 +91,9 @@ class TracingMiddleware:
         scope, record = ensure_record(scope)
         scope.setdefault(_FASTAPI_TELEMETRY_KEY, None)  # one server span per request
         try:
-            parent_context, attributes, method = self._start_facts(scope, scope_type)
+            parent_context, attributes, method = span_start_facts(
+                scope, scope_type, self._propagator or self._global_textmap(), self._known_methods
+            )
             span = self._tracer.start_span(
                 method,
                 context=parent_context,
@@ -189,74 +180,6 @@ class TracingMiddleware:
             if span_open:
                 end_span()
             otel_context.detach(token)
-
-    def _start_facts(
-        self, scope: Scope, scope_type: str
-    ) -> tuple[otel_context.Context, dict[str, Any], str]:
-        """One pass over the raw headers: the parent context and the start attributes."""
-        traceparents: list[bytes] = []
-        tracestates: list[bytes] = []
-        baggages: list[bytes] = []
-        hosts: list[bytes] = []
-        user_agent: bytes | None = None
-        for name, value in scope["headers"]:
-            # Most request headers are none of these: one dict lookup rejects them.
-            slot = _HEADER_SLOTS.get(name)
-            if slot is None:
-                continue
-            if slot == _HOST:
-                hosts.append(value)
-            elif slot == _TRACEPARENT:
-                traceparents.append(value)
-            elif slot == _USER_AGENT:
-                if user_agent is None:
-                    user_agent = value
-            elif slot == _TRACESTATE:
-                tracestates.append(value)
-            else:
-                baggages.append(value)
-
-        propagator = self._propagator or self._global_textmap()
-        if propagator is w3c_propagator():
-            parent_context = context_from_w3c(traceparents, tracestates, baggages)
-        else:
-            parent_context = propagator.extract(scope["headers"], getter=ASGI_GETTER)
-
-        if scope_type == "http":
-            method_original = scope["method"]
-            scheme = scope.get("scheme", "http")
-        else:
-            method_original = "GET"  # a websocket handshake is a GET request
-            scheme = scope.get("scheme", "ws")
-        method = method_original if method_original in self._known_methods else OTHER_METHOD
-
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "url.scheme": scheme,
-            "url.path": scope["path"],
-        }
-        if method is OTHER_METHOD:
-            attributes["http.request.method_original"] = method_original
-        query_string = scope.get("query_string")
-        if query_string:
-            attributes["url.query"] = redact_query_string(query_string)
-        address = server_address(hosts[0], scheme) if len(hosts) == 1 else None
-        if address is None:
-            address = socket_address(scope.get("server"))
-        attributes.update(address)
-        client = scope.get("client")
-        if client:
-            attributes["client.address"] = client[0]
-            if client[1] is not None:
-                attributes["client.port"] = client[1]
-        http_version = scope.get("http_version")
-        if http_version:
-            attributes["network.protocol.version"] = http_version
-        if user_agent is not None:
-            attributes["user_agent.original"] = user_agent.decode("latin-1")
-        # https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name: "HTTP" for _OTHER.
-        span_method = "HTTP" if method is OTHER_METHOD else method
-        return parent_context, attributes, span_method
 
 
 _fault_reported = False
