@@ -4,8 +4,11 @@ Run: `.venv/bin/python benchmarks/run.py` (about 4 minutes; `--quick` for about 
 
 1. the pytest-benchmark suite (`benchmarks/bench_*.py`, `--benchmark-enable`), its JSON kept;
 2. perf_compare.py: every in-process row interleaved, and the in-process goals;
-3. perf_server.py: uvicorn + wrk on 127.0.0.1 for bare, ours and the peers;
-4. perf_memory.py: resident memory over 200,000 requests.
+3. perf_instructions.py: instructions per request of the in-process rows under valgrind's
+   callgrind, a load-independent second opinion on step 2 (skipped when valgrind is not
+   installed, or with `--no-instructions`; `--quick` counts fewer rows);
+4. perf_server.py: uvicorn + wrk on 127.0.0.1 for bare, ours and the peers;
+5. perf_memory.py: resident memory over 200,000 requests.
 
 Each step runs in a process of its own. The tables go to stdout and, with the machine and
 the date, to `benchmarks/results/latest.md` (results are not committed).
@@ -18,6 +21,8 @@ import datetime
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -29,6 +34,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import perf_compare  # noqa: E402
+import perf_instructions  # noqa: E402
 import perf_memory  # noqa: E402
 import perf_server  # noqa: E402
 
@@ -73,7 +79,7 @@ def load() -> str:
 
 
 def step(title: str, command: list[str]) -> None:
-    print(f"\n== {title}: {' '.join(command)}", flush=True)
+    print(f"\n== {title}: {shlex.join(command)}", flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
 
 
@@ -81,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
     parser.add_argument("--no-pytest", action="store_true", help="skip the pytest-benchmark suite")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="skip the callgrind instruction counts"
+    )
     parser.add_argument("--no-server", action="store_true", help="skip uvicorn + wrk")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory run")
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -109,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = "20" if args.quick else "60"
     compare = _run_json(python, "perf_compare.py", args.out / "compare.json", ["--rounds", rounds])
     sections = [perf_compare.table(compare)]
+    if not args.no_instructions:
+        sections += _instructions(python, args.out, quick=args.quick)
     if not args.no_server:
         duration, server_rounds = ("4", "1") if args.quick else ("8", "3")
         server = _run_json(
@@ -133,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.md").write_text(report)
     print("\n" + report)
     return 0
+
+
+def _instructions(python: str, out: Path, *, quick: bool) -> list[str]:
+    # Optional: valgrind is a system package, and CI machines may lack it.
+    if shutil.which("valgrind") is None:
+        print("\n== perf_instructions.py: skipped, valgrind is not installed", flush=True)
+        return []
+    options = ["--rows", *perf_instructions.QUICK_ROWS, "--batches", "5"] if quick else []
+    result = _run_json(python, "perf_instructions.py", out / "instructions.json", options)
+    return [perf_instructions.table(result)]
 
 
 def _run_json(python: str, script: str, path: Path, options: list[str]) -> Any:
