@@ -1,6 +1,7 @@
 """The one command: every benchmark, then the tables of ratios shown in docs/performance.md.
 
-Run: `.venv/bin/python benchmarks/run.py` (about 4 minutes; `--quick` for about 2)
+Run: `.venv/bin/python benchmarks/run.py` (about 20 minutes, 4 without step 3; `--quick`
+for about 13, 2 without step 3)
 
 1. the pytest-benchmark suite (`benchmarks/bench_*.py`, `--benchmark-enable`), its JSON kept;
 2. perf_compare.py: every in-process row interleaved, and the in-process goals;
