@@ -143,11 +143,11 @@ def table(result: dict[str, Any]) -> str:
         "| goal | measured | target | holds |",
         "|---|---:|---:|---|",
         f"| observe() full adds / peer stack adds | {fraction['value']:.3f} | "
-        f"<= {fraction['goal']} | {_yes(fraction['holds'])} |",
+        f"<= {fraction['goal']} | {holds_mark(fraction['holds'])} |",
         f"| observe() full adds / sum of parts ({parts['parts_us']:.1f} us) | "
-        f"{parts['value']:.2f}x | <= {parts['goal']}x | {_yes(parts['holds'])} |",
+        f"{parts['value']:.2f}x | <= {parts['goal']}x | {holds_mark(parts['holds'])} |",
         f"| unsampled request adds | {unsampled['value']:.1f} us | < {unsampled['goal']:.0f} us "
-        f"| {_yes(unsampled['holds'])} |",
+        f"| {holds_mark(unsampled['holds'])} |",
         "",
         f"The calls any unsampled request with these features makes (unsampled span, "
         f"traceparent, histogram, id, Sentry isolation) sum to {unsampled['parts_us']:.1f} us; "
@@ -156,7 +156,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _yes(holds: bool) -> str:
+def holds_mark(holds: bool) -> str:
+    """The 'holds' cell of a goals table."""
     return "yes" if holds else "**no**"
 
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BATCH, Driver
 from opentelemetry import propagate
-from perf_compare import PARTS_RATIO_GOAL, PEER_FRACTION_GOAL, UNSAMPLED_GOAL_US
+from perf_compare import PARTS_RATIO_GOAL, PEER_FRACTION_GOAL, UNSAMPLED_GOAL_US, holds_mark
 from stack_rows import (
     ALL_PART_NAMES,
     BARE,
@@ -316,13 +316,13 @@ def table(result: dict[str, Any]) -> str:
         fraction = goals["peer_fraction"]
         lines.append(
             f"| observe() full adds / peer stack adds | {fraction['value']:.3f} | "
-            f"<= {fraction['goal']} | {_yes(fraction['holds'])} |"
+            f"<= {fraction['goal']} | {holds_mark(fraction['holds'])} |"
         )
     if "parts_ratio" in goals:
         parts = goals["parts_ratio"]
         lines.append(
             f"| observe() full adds / sum of parts ({parts['parts']:,.0f}) | "
-            f"{parts['value']:.2f}x | <= {parts['goal']}x | {_yes(parts['holds'])} |"
+            f"{parts['value']:.2f}x | <= {parts['goal']}x | {holds_mark(parts['holds'])} |"
         )
     if "unsampled" in goals:
         unsampled = goals["unsampled"]
@@ -335,10 +335,6 @@ def table(result: dict[str, Any]) -> str:
             f"instructions; the unsampled row adds {unsampled['parts_ratio']:.2f}x that.",
         ]
     return "\n".join(lines)
-
-
-def _yes(holds: bool) -> str:
-    return "yes" if holds else "**no**"
 
 
 def main(argv: list[str] | None = None) -> int:
