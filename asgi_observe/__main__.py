@@ -1,5 +1,5 @@
 """`python -m asgi_observe`: the same as the `asgi-observe` command."""
 
-from .cli import main
+from asgi_observe.cli.main import main
 
 raise SystemExit(main())

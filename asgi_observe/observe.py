@@ -8,20 +8,20 @@ from typing import Any
 
 from opentelemetry import trace
 
-from . import config as _config
-from ._dispatch import PathDispatcher
-from ._http import path_set
-from ._request import RouteResolver
-from ._types import ASGIApp
-from .error_hooks import register_error_hooks
-from .lifespan import LifespanMiddleware
-from .logging import install_log_record_factory
-from .metrics import MetricsMiddleware
-from .metrics_app import metrics_app
-from .propagation import install_global_propagator
-from .quart_support import is_quart_app, register_quart_route_hook
-from .request_id import RequestIdMiddleware
-from .tracing import TracingMiddleware
+from asgi_observe._core.dispatch import PathDispatcher
+from asgi_observe._core.http import path_set
+from asgi_observe._core.record import RouteResolver
+from asgi_observe._core.types import ASGIApp
+from asgi_observe.errors.hooks import register_error_hooks
+from asgi_observe.frameworks.quart import is_quart_app, register_quart_route_hook
+from asgi_observe.logs.correlation import install_log_record_factory
+from asgi_observe.logs.request_id import RequestIdMiddleware
+from asgi_observe.metrics.app import metrics_app
+from asgi_observe.metrics.middleware import MetricsMiddleware
+from asgi_observe.propagation import install_global_propagator
+from asgi_observe.setup import config as _config
+from asgi_observe.setup.lifespan import LifespanMiddleware
+from asgi_observe.tracing.middleware import TracingMiddleware
 
 __all__ = ["observe"]
 
@@ -100,7 +100,7 @@ def observe(
 
     layered: ASGIApp = app
     if _sentry_wanted(sentry):
-        from .sentry import SentryMiddleware
+        from asgi_observe.errors.sentry import SentryMiddleware
 
         layered = SentryMiddleware(layered, route_resolver=route_resolver)
     if metrics:
@@ -129,7 +129,7 @@ def observe(
         bypass_paths.update(handle.excluded_paths)
         bypass_prefixes.extend(handle.excluded_prefixes)
     if health is None and health_path is not None:
-        from .health import health_app
+        from asgi_observe.setup.health import health_app
 
         health = health_app()
     layered = PathDispatcher(
@@ -155,7 +155,7 @@ def _sentry_wanted(sentry: bool | None) -> bool:
     if sentry is not None:
         return sentry
     try:
-        from .sentry import sentry_active
+        from asgi_observe.errors.sentry import sentry_active
     except ImportError:  # sentry-sdk is an optional extra
         return False
     return sentry_active()

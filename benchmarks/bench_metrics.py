@@ -18,8 +18,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette_exporter import PrometheusMiddleware
 
-from asgi_observe._metric_families import DURATION_BUCKETS, families_for
-from asgi_observe.metrics import MetricsMiddleware
+from asgi_observe.metrics.families import DURATION_BUCKETS, families_for
+from asgi_observe.metrics.middleware import MetricsMiddleware
 
 REQUEST = "metrics: one Starlette request (route /users/{user_id})"
 OBSERVATION = "metrics: one histogram observation"

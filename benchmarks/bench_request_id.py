@@ -15,12 +15,12 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from harness import http_scope, raw_app, run
 from opentelemetry.sdk.trace import TracerProvider
 
-from asgi_observe.logging import (
+from asgi_observe.logs.correlation import (
     install_log_record_factory,
     request_id_var,
     uninstall_log_record_factory,
 )
-from asgi_observe.request_id import RequestIdMiddleware
+from asgi_observe.logs.request_id import RequestIdMiddleware
 
 # A UUID4 in hex: accepted by both our validator and asgi-correlation-id's.
 INCOMING = (b"x-request-id", b"3f2504e04f8941d39a0c0305e82c3301")

@@ -21,7 +21,7 @@ from harness import http_scope, raw_app, run
 from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
 from sentry_sdk.transport import Transport
 
-from asgi_observe.sentry import SentryMiddleware
+from asgi_observe.errors.sentry import SentryMiddleware
 
 GROUP = "sentry: one request that does not fail"
 BODY_GROUP = "sentry: one request that reads its body"

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from asgi_observe.propagation import w3c_propagator
-from asgi_observe.tracing import TracingMiddleware
+from asgi_observe.tracing.middleware import TracingMiddleware
 
 TRACEPARENT = (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 

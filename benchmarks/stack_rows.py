@@ -37,12 +37,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from asgi_observe.logging import install_log_record_factory, uninstall_log_record_factory
-from asgi_observe.metrics import MetricsMiddleware
+from asgi_observe.errors.sentry import _Sdk
+from asgi_observe.logs.correlation import install_log_record_factory, uninstall_log_record_factory
+from asgi_observe.logs.request_id import RequestIdMiddleware
+from asgi_observe.metrics.middleware import MetricsMiddleware
 from asgi_observe.propagation import context_from_w3c, w3c_propagator
-from asgi_observe.request_id import RequestIdMiddleware
-from asgi_observe.sentry import _Sdk
-from asgi_observe.tracing import TracingMiddleware
+from asgi_observe.tracing.middleware import TracingMiddleware
 
 SAMPLED = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
@@ -162,7 +162,7 @@ def observe_full(env: Environment) -> Any:
 
 
 def ours_sentry(env: Environment) -> Any:
-    from asgi_observe.sentry import SentryMiddleware
+    from asgi_observe.errors.sentry import SentryMiddleware
 
     return SentryMiddleware(starlette_app())
 
@@ -296,7 +296,7 @@ class Parts:
     """
 
     def __init__(self, env: Environment) -> None:
-        from asgi_observe._metric_families import DURATION_BUCKETS, families_for
+        from asgi_observe.metrics.families import DURATION_BUCKETS, families_for
 
         self.tracer = env.provider.get_tracer("asgi_observe")
         self.flush = env.flush

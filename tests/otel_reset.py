@@ -17,7 +17,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.util._once import Once
 
-from asgi_observe._export_log import uninstall_export_failure_filter
+from asgi_observe.setup.export_log import uninstall_export_failure_filter
 
 ENV_PREFIXES = ("OTEL_", "SENTRY_", "PROMETHEUS_", "ASGI_OBSERVE_")
 

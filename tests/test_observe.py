@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from asgi_observe import observe
-from asgi_observe.logging import uninstall_log_record_factory
+from asgi_observe.logs.correlation import uninstall_log_record_factory
 from asgi_observe.propagation import w3c_propagator
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -40,7 +40,7 @@ from e2e_harness import (
 from otel_reset import fresh  # noqa: F401
 
 from asgi_observe import observe
-from asgi_observe._export_log import EXPORT_LOGGER_NAME, install_export_failure_filter
+from asgi_observe.setup.export_log import EXPORT_LOGGER_NAME, install_export_failure_filter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh")]
 

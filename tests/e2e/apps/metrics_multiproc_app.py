@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from asgi_observe.metrics import MetricsMiddleware
-from asgi_observe.metrics_app import serve_metrics_at
+from asgi_observe.metrics.app import serve_metrics_at
+from asgi_observe.metrics.middleware import MetricsMiddleware
 
 
 async def work(request: Request) -> PlainTextResponse:

@@ -1,0 +1,194 @@
+"""asgi-observe: serve any ASGI app under uvicorn, wrapped by observe(), zero code changes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from asgi_observe._core.types import ASGIApp
+
+__all__ = ["app_factory", "main"]
+
+# What `run` hands to the factory in every worker process (uvicorn needs an import
+# string to start workers, so the options travel as variables).
+TARGET_VAR = "ASGI_OBSERVE_TARGET"
+FACTORY_VAR = "ASGI_OBSERVE_TARGET_FACTORY"
+METRICS_PATH_VAR = "ASGI_OBSERVE_METRICS_PATH"
+HEALTH_PATH_VAR = "ASGI_OBSERVE_HEALTH_PATH"
+ACCESS_LOG_VAR = "ASGI_OBSERVE_ACCESS_LOG"
+JSON_LOGS_VAR = "ASGI_OBSERVE_JSON_LOGS"
+MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
+_FACTORY = "asgi_observe.cli:app_factory"
+
+
+def app_factory() -> ASGIApp:
+    """Build the app `asgi-observe run` serves, from the variables the CLI set.
+
+    Called by uvicorn (``factory=True``) once in each worker process. Since 0.1.0.
+    """
+    from uvicorn.importer import import_from_string
+
+    from asgi_observe.observe import observe
+
+    if os.environ.get(JSON_LOGS_VAR) == "1":
+        _json_logging()
+    app: Any = import_from_string(os.environ[TARGET_VAR])
+    if os.environ.get(FACTORY_VAR) == "1":
+        app = app()
+    return observe(
+        app,
+        metrics_path=os.environ.get(METRICS_PATH_VAR) or None,
+        health_path=os.environ.get(HEALTH_PATH_VAR) or None,
+        access_log=os.environ.get(ACCESS_LOG_VAR) == "1",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``asgi-observe`` command. Since 0.1.0."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run" and ":" not in args.target:
+        parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
+    if args.command == "run" and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    for path in (args.metrics_path, args.health_path):
+        if path and not path.startswith("/"):
+            parser.error(f"{path!r}: paths must start with '/'")
+    if args.command == "demo":
+        _demo_environment()
+    from asgi_observe.setup.config import validate_environment
+
+    try:
+        validate_environment()
+    except ValueError as exc:
+        parser.exit(2, f"asgi-observe: error: {exc}\n")
+    try:
+        import uvicorn
+    except ImportError:
+        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[cli]'\n")
+    if args.command == "demo":
+        return _demo(args, uvicorn)
+    return _run(args, uvicorn)
+
+
+def _run(args: argparse.Namespace, uvicorn: Any) -> int:
+    if args.app_dir not in sys.path:
+        sys.path.insert(0, args.app_dir)  # as uvicorn's --app-dir; spawned workers inherit it
+    os.environ.update(
+        {
+            TARGET_VAR: args.target,
+            FACTORY_VAR: "1" if args.factory else "0",
+            METRICS_PATH_VAR: args.metrics_path or "",
+            HEALTH_PATH_VAR: args.health_path or "",
+            ACCESS_LOG_VAR: "1" if args.access_log else "0",
+            JSON_LOGS_VAR: "1" if args.json_logs else "0",
+        }
+    )
+    multiproc_dir = None
+    if args.workers > 1 and not os.environ.get(MULTIPROC_VAR):
+        # Workers write their samples here and any of them aggregates on a scrape.
+        multiproc_dir = tempfile.mkdtemp(prefix="asgi-observe-metrics-")
+        os.environ[MULTIPROC_VAR] = multiproc_dir
+    if args.json_logs:
+        _json_logging()
+    _announce(args)
+    try:
+        uvicorn.run(
+            _FACTORY,
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            lifespan="on",  # LifespanMiddleware answers it even for apps that do not
+            log_level=args.log_level,
+            log_config=None if args.json_logs else uvicorn.config.LOGGING_CONFIG,
+            access_log=not args.access_log,
+            root_path=args.root_path,
+        )
+    finally:
+        if multiproc_dir is not None:
+            shutil.rmtree(multiproc_dir, ignore_errors=True)
+    return 0
+
+
+def _demo_environment() -> None:
+    os.environ.setdefault("OTEL_SERVICE_NAME", "asgi-observe-demo")
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        os.environ.setdefault("OTEL_TRACES_EXPORTER", "console")
+
+
+def _demo(args: argparse.Namespace, uvicorn: Any) -> int:
+    from asgi_observe.cli.demo import app as demo_app
+    from asgi_observe.observe import observe
+
+    _json_logging()
+    args.metrics_path, args.health_path = "/metrics", "/health"
+    _announce(args, demo=True)
+    app = observe(demo_app, metrics_path="/metrics", health_path="/health", access_log=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
+    base = f"http://{args.host}:{args.port}"
+    lines = [f"asgi-observe: serving {'the demo app' if demo else args.target} at {base}"]
+    if args.metrics_path:
+        lines.append(f"  metrics: {base}{args.metrics_path}")
+    if args.health_path:
+        lines.append(f"  health:  {base}{args.health_path}/live|ready|startup")
+    if demo:
+        lines.append(f"  try:     {base}/items/42  {base}/stream  {base}/error")
+        lines.append("  logs:    one JSON line per request on stderr, with request_id and trace_id")
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
+    where = f"OTLP to {endpoint}" if endpoint and "otlp" in exporter else exporter
+    lines.append(f"  spans:   {where}" + ("" if endpoint else " (set OTEL_EXPORTER_OTLP_ENDPOINT)"))
+    print("\n".join(lines), flush=True)
+
+
+def _json_logging() -> None:
+    from asgi_observe.logs.correlation import JsonFormatter
+
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asgi-observe",
+        description="Serve an ASGI app with traces, request ids, metrics and error capture.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="serve MODULE:APP under uvicorn, wrapped by observe()")
+    run.add_argument("target", metavar="MODULE:APP", help="the ASGI app, e.g. myproject.main:app")
+    demo = commands.add_parser("demo", help="serve the bundled demo app")
+    for command in (run, demo):
+        command.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
+        command.add_argument("--port", type=int, default=8000, help="bind port (8000)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    paths = run.add_mutually_exclusive_group()
+    paths.add_argument("--metrics-path", default="/metrics", help="metrics path (/metrics)")
+    paths.add_argument(
+        "--no-metrics-path", dest="metrics_path", action="store_const", const=None,
+        help="do not serve metrics",
+    )  # fmt: skip
+    run.add_argument("--health-path", default=None, help="mount the health probes here")
+    run.add_argument("--factory", action="store_true", help="MODULE:APP is a factory to call")
+    run.add_argument("--app-dir", default=".", help="look for MODULE here (.)")
+    run.add_argument("--root-path", default="", help="ASGI root_path, behind a proxy")
+    run.add_argument("--access-log", action="store_true", help="asgi_observe's access log")
+    run.add_argument("--json-logs", action="store_true", help="log JSON lines with ids")
+    run.add_argument("--log-level", default="info", help="uvicorn's log level (info)")
+    demo.set_defaults(metrics_path="/metrics", health_path="/health")
+    return parser

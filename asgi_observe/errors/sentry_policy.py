@@ -1,0 +1,126 @@
+"""What SentryMiddleware reports, and how its scrubbing is made to run last.
+
+No sentry-sdk import here: these helpers work on exceptions, on the plain dicts sentry-sdk
+passes to event processors and ``before_send``, and on a client's ``options`` dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from asgi_observe.scrub.scrubber import Scrubber
+
+SCRUBBER_HINT_KEY = "asgi_observe.scrubber"
+"""Hint key under which a request's event processor leaves the `Scrubber` to run last."""
+
+_STATUS_ATTRIBUTES = ("status_code", "code", "status")
+_HOOKS = ("before_send", "before_send_transaction")
+_MAX_CHAIN = 16
+# Set on an exception once an event for it went through a request's processor (ours or a
+# framework integration's): the middleware then does not capture it a second time.
+_REPORTED_MARK = "_asgi_observe_reported"
+
+
+class ErrorPolicy:
+    """Which exceptions are expected (never reported): configured types and HTTP 4xx."""
+
+    __slots__ = ("ignored",)
+
+    def __init__(self, ignore_exceptions: Iterable[type[BaseException]]) -> None:
+        if isinstance(ignore_exceptions, type):
+            raise TypeError("ignore_exceptions must be an iterable of exception types")
+        self.ignored = tuple(ignore_exceptions)
+        for item in self.ignored:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise TypeError(f"ignore_exceptions entries must be exception types: {item!r}")
+
+    def is_expected(self, exc: BaseException) -> bool:
+        if isinstance(exc, self.ignored):
+            return True
+        status = http_status(exc)
+        return status is not None and status < 500
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The status of an HTTP exception (Starlette, Litestar, werkzeug/Quart, aiohttp).
+
+    Duck-typed on ``status_code``, ``code`` or ``status``, but only for classes named
+    ``...HTTPException``: errors of HTTP *clients* (``urllib.error.HTTPError.code``,
+    aiohttp's ``ClientResponseError.status``) carry an upstream status and are real faults.
+    """
+    if not any(cls.__name__.endswith("HTTPException") for cls in type(exc).__mro__):
+        return None
+    for attribute in _STATUS_ATTRIBUTES:
+        try:
+            value = getattr(exc, attribute, None)
+        except Exception:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return int(value)
+    return None
+
+
+def is_automatic(event: Any) -> bool:
+    """True when an integration captured the exception (not ``capture_exception()``)."""
+    try:
+        mechanism = event["exception"]["values"][-1].get("mechanism") or {}
+        return bool(mechanism.get("type", "generic") != "generic")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False
+
+
+def mark_reported(exc: BaseException) -> None:
+    with contextlib.suppress(Exception):  # an exception class that refuses attributes
+        setattr(exc, _REPORTED_MARK, True)
+
+
+def already_reported(exc: BaseException) -> bool:
+    """The exception, or one it was raised from or while handling, already gave an event
+    (a framework integration captured it, then it or a wrapper propagated)."""
+    seen: BaseException | None = exc
+    for _ in range(_MAX_CHAIN):
+        if seen is None:
+            return False
+        if getattr(seen, _REPORTED_MARK, False) is True:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class ScrubLast:
+    """A ``before_send`` that runs the user's hook, then scrubs the events of our requests.
+
+    Events that no SentryMiddleware request saw (no scrubber in the hint) pass unchanged.
+    """
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, event: Any, hint: Any) -> Any:
+        if self.hook is not None:
+            event = self.hook(event, hint)
+            if event is None:
+                return None
+        scrubber = hint.get(SCRUBBER_HINT_KEY) if isinstance(hint, dict) else None
+        if isinstance(scrubber, Scrubber):
+            return scrubber.scrub_event(event, hint)
+        return event
+
+
+def scrub_last(client: Any) -> None:
+    """Wrap the client's ``before_send`` hooks in `ScrubLast`, once per client.
+
+    sentry-sdk reads ``before_send`` after running every event processor, so calling this
+    from an event processor still takes effect for the event being processed.
+    """
+    options = getattr(client, "options", None)
+    if not isinstance(options, dict):
+        return
+    for key in _HOOKS:
+        hook = options.get(key)
+        if not isinstance(hook, ScrubLast):
+            options[key] = ScrubLast(hook)

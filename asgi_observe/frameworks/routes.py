@@ -1,0 +1,216 @@
+"""Route templates, read from what the framework left in the scope after it routed.
+
+Nothing here matches a path against a router again: every answer comes from an object
+the framework published (`scope["route"]`, `scope["path_template"]`, the key a hook
+wrote). Starlette leaves only the innermost route of a mount chain in the scope, with a
+path relative to its mount, so the mount prefixes come from one walk of the route tree
+per router, cached by object identity (see docs/metrics.md, "Route templates").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from asgi_observe._core.types import Scope
+
+ROUTE_KEY = "asgi_observe.route"
+"""Scope key any app or hook may set to the route template it matched (Quart hook)."""
+
+_MOUNT_SUFFIX = "/{path}"
+_MAX_WALK_DEPTH = 32
+_MAX_UNWRAP = 16
+_MAX_CACHED_ROUTERS = 64
+_PARAM = re.compile(r"\\\{[^/]*?\\\}")
+
+# id(router) -> (router, {id(route): (route, prefixes, routes_below)}); the router is
+# kept so a reused id is detected. Routers live as long as their app.
+_Entry = tuple[Any, tuple[str, ...], bool]
+_trees: dict[int, tuple[Any, dict[int, _Entry]]] = {}
+# id(route) -> (route, router, template) for a plain Starlette route: not a mount, reached
+# through one mount chain only, no FastAPI route context. Its template then depends on
+# nothing else in the scope, so later requests skip the tree lookup (see
+# docs/performance.md). Bounded like `_trees`: routes live as long as their app.
+_MAX_CACHED_ROUTES = 4096
+_plain: dict[int, tuple[Any, Any, str]] = {}
+
+
+def resolve_route(scope: Scope) -> str | None:
+    """Return the route template the framework matched for this request, or None.
+
+    Call it after the app ran (or at the final response event). Supports Starlette
+    (>= 1.7, mounts included), FastAPI (included routers, mounted sub-apps), Litestar
+    (`path_template`), Quart (via `register_quart_route_hook`) and anything that sets
+    `scope[ROUTE_KEY]`. The result includes the application root (`root_path`).
+    Never raises on what it finds in the scope; None means no route matched.
+
+    Since 0.1.0
+    """
+    try:
+        template = _cached_plain_template(scope)
+        if template is None:
+            inner = _inner_template(scope)
+            outer = _starlette_template(scope, inner)
+            template = outer if outer is not None else inner
+    except Exception:  # a framework we do not know must never break a request
+        return None
+    if template is None:
+        return None
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    return root.rstrip("/") + template if isinstance(root, str) and root else template
+
+
+def _cached_plain_template(scope: Scope) -> str | None:
+    route = scope.get("route")
+    if route is None or "fastapi" in scope:
+        return None
+    entry = _plain.get(id(route))
+    if entry is None or entry[0] is not route or entry[1] is not scope.get("router"):
+        return None
+    return entry[2]
+
+
+def _inner_template(scope: Scope) -> str | None:
+    explicit = scope.get(ROUTE_KEY)
+    if isinstance(explicit, str):
+        return explicit
+    template = scope.get("path_template")  # Litestar
+    if isinstance(template, str) and template:
+        return template
+    if template == "":
+        return _litestar_mount(scope.get("route_handler"))
+    return None
+
+
+def _litestar_mount(handler: Any) -> str | None:
+    # Litestar publishes an empty template for `@asgi(..., is_mount=True)` handlers.
+    paths = getattr(handler, "paths", None)
+    if not getattr(handler, "is_mount", False) or not paths or len(paths) != 1:
+        return None
+    layers = getattr(handler, "ownership_layers", ())
+    prefix = "".join(str(getattr(layer, "path", "") or "").rstrip("/") for layer in layers[:-1])
+    return prefix + str(next(iter(paths))).rstrip("/") + _MOUNT_SUFFIX
+
+
+def _starlette_template(scope: Scope, inner: str | None) -> str | None:
+    route = scope.get("route")
+    template: Any
+    context = _fastapi_route_context(scope)
+    if context is not None and (route is None or route is context[0] or _is_mount(route)):
+        route, template = context
+    else:
+        template = getattr(route, "path_format", None)
+    if route is None or not isinstance(template, str):
+        return None
+    router = scope.get("router")
+    prefix, routes_below, unique = (
+        _prefix_of(scope, router, route) if router is not None else ("", False, True)
+    )
+    if not _is_mount(route):
+        if unique and context is None:
+            _remember_plain(route, router, prefix + template)
+        return prefix + template
+    mount = prefix + template.removesuffix(_MOUNT_SUFFIX)
+    if inner is not None:  # a mounted app that publishes its own template (Litestar, Quart)
+        return mount + inner
+    if routes_below:
+        return None  # the mounted router matched nothing: a 404 inside the mount
+    return mount + _MOUNT_SUFFIX
+
+
+def _fastapi_route_context(scope: Scope) -> tuple[Any, str] | None:
+    # FastAPI >= 0.160 resolves included-router prefixes into an "effective route
+    # context"; its path_format is the template within that FastAPI app.
+    state = scope.get("fastapi")
+    context = state.get("effective_route_context") if isinstance(state, dict) else None
+    original = getattr(context, "original_route", None)
+    template = getattr(context, "path_format", None)
+    if original is None or not isinstance(template, str) or not template:
+        return None
+    return original, template
+
+
+def _is_mount(route: Any) -> bool:
+    template = getattr(route, "path_format", None)
+    return isinstance(template, str) and template.endswith(_MOUNT_SUFFIX) and hasattr(route, "app")
+
+
+def _remember_plain(route: Any, router: Any, template: str) -> None:
+    if len(_plain) >= _MAX_CACHED_ROUTES:
+        _plain.clear()
+    _plain[id(route)] = (route, router, template)
+
+
+def _prefix_of(scope: Scope, router: Any, route: Any) -> tuple[str, bool, bool]:
+    """(mount prefix, routes below, whether the prefix was the only one possible)."""
+    tree = _tree_of(router)
+    entry = tree.get(id(route))
+    if entry is None or entry[0] is not route:
+        tree = _tree_of(router, rebuild=True)  # routes were added after the first walk
+        entry = tree.get(id(route))
+        if entry is None or entry[0] is not route:
+            tree[id(route)] = entry = (route, ("",), False)
+    _, prefixes, routes_below = entry
+    if len(prefixes) == 1:
+        return prefixes[0], routes_below, True
+    return _disambiguate(scope, prefixes), routes_below, False
+
+
+def _disambiguate(scope: Scope, prefixes: tuple[str, ...]) -> str:
+    # The same route object reached through two mounts: the concrete root_path the
+    # mounts left behind tells which one ran. Only prefixes are compared, never routes.
+    root = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+    for prefix in prefixes:
+        if re.fullmatch(_PARAM.sub("[^/]+", re.escape(prefix)), root):
+            return prefix
+    return prefixes[0]
+
+
+def _tree_of(router: Any, *, rebuild: bool = False) -> dict[int, _Entry]:
+    cached = _trees.get(id(router))
+    if cached is not None and cached[0] is router and not rebuild:
+        return cached[1]
+    tree: dict[int, _Entry] = {}
+    _walk(_routes_of(router), "", "", tree, 0)
+    if len(_trees) >= _MAX_CACHED_ROUTERS:
+        _trees.clear()
+    _trees[id(router)] = (router, tree)
+    return tree
+
+
+def _walk(
+    routes: list[Any], mounts: str, included: str, tree: dict[int, _Entry], depth: int
+) -> None:
+    if depth > _MAX_WALK_DEPTH:
+        return
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:  # FastAPI include_router(): prefix applies to mounts below
+            extra = str(getattr(getattr(route, "include_context", None), "prefix", "") or "")
+            _walk(_routes_of(original), mounts, included + extra, tree, depth + 1)
+            continue
+        below = _routes_of(getattr(route, "app", None)) if hasattr(route, "app") else []
+        _note(tree, route, mounts, bool(below))
+        if _is_mount(route):
+            path = included + route.path_format.removesuffix(_MOUNT_SUFFIX)
+            _walk(below, mounts + path, "", tree, depth + 1)
+        elif hasattr(route, "host"):  # Host: no path of its own
+            _walk(below, mounts, included, tree, depth + 1)
+
+
+def _note(tree: dict[int, _Entry], route: Any, prefix: str, routes_below: bool) -> None:
+    entry = tree.get(id(route))
+    prefixes = (prefix,) if entry is None else (*entry[1], prefix)
+    tree[id(route)] = (route, tuple(dict.fromkeys(prefixes)), routes_below)
+
+
+def _routes_of(app: Any) -> list[Any]:
+    # Follow `.app` through middleware wrappers until something exposes `.routes`.
+    for _ in range(_MAX_UNWRAP):
+        if app is None:
+            return []
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        app = getattr(app, "app", None)
+    return []

@@ -1,0 +1,20 @@
+"""RED metrics: the middleware, the metric families and the exposition app."""
+
+from __future__ import annotations
+
+from asgi_observe.metrics.app import metrics_app, serve_metrics_at
+from asgi_observe.metrics.middleware import (
+    DURATION_BUCKETS,
+    OVERFLOW,
+    UNMATCHED_ROUTE,
+    MetricsMiddleware,
+)
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "OVERFLOW",
+    "UNMATCHED_ROUTE",
+    "MetricsMiddleware",
+    "metrics_app",
+    "serve_metrics_at",
+]

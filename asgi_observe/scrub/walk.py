@@ -1,0 +1,143 @@
+"""The walk behind `Scrubber.scrub_event`: copies event-shaped data, redacting as it goes.
+
+Total on any input: mappings with odd keys, bytes, sets, cycles, deep nesting and objects
+whose `str()` raises all come out as JSON-friendly data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from asgi_observe.scrub.values import TextRedactor, plain_name
+
+MAX_DEPTH = 64
+"""Deeper data is replaced whole: Sentry events are shallow, deeper data is not worth a risk."""
+CYCLE_MARKER = "<cyclic>"
+
+# Frame fields that hold source code and paths: only known secret values are replaced
+# there, so `password = form["password"]` stays readable in the stack trace.
+_CODE_KEYS = frozenset(
+    {"pre_context", "context_line", "post_context", "abs_path", "filename", "module", "function"}
+)
+# SDK metadata, never request data.
+SKIPPED_KEYS = frozenset({"sdk", "modules", "debug_meta", "_meta"})
+_SAFE_FALLBACK_KEYS = ("event_id", "timestamp", "level", "platform", "type", "release")
+
+
+class Walk:
+    """One scrubbing pass: copies containers, redacts leaves, marks cycles."""
+
+    __slots__ = ("_active", "_redact", "_replacement", "_sensitive")
+
+    def __init__(
+        self, is_sensitive: Callable[[str], bool], redactor: TextRedactor, replacement: str
+    ) -> None:
+        self._sensitive = is_sensitive
+        self._replacement = replacement
+        self._redact = redactor
+        self._active: set[int] = set()
+
+    def event(self, event: Any) -> Any:
+        if not isinstance(event, Mapping):
+            return self.node(event, 0)
+        result: dict[Any, Any] = {}
+        for key, value in event.items():
+            result[key] = value if key in SKIPPED_KEYS else self.child(key, value, 1)
+        return result
+
+    def child(self, key: Any, value: Any, depth: int) -> Any:
+        name = _as_text(key) if isinstance(key, (str, bytes, bytearray)) else None
+        if name is not None and self._sensitive(plain_name(name)):
+            return self.hide(value, depth)
+        if name in _CODE_KEYS and isinstance(value, (str, list)):
+            return self.code(value)
+        return self.node(value, depth)
+
+    def node(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self._redact(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._redact(bytes(value).decode("utf-8", "replace"))
+        if depth >= MAX_DEPTH:
+            return self._replacement
+        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            if id(value) in self._active:
+                return CYCLE_MARKER
+            self._active.add(id(value))
+            try:
+                return self.container(value, depth + 1)
+            finally:
+                self._active.discard(id(value))
+        return self._redact(_safe_str(value, self._replacement))
+
+    def container(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            return {self.key(key): self.child(key, item, depth) for key, item in value.items()}
+        items = list(value)
+        # A (name, value) pair, as header lists and sentry-sdk's frame variables hold them.
+        if (
+            len(items) == 2
+            and isinstance(items[0], (str, bytes, bytearray))
+            and self._sensitive(plain_name(_as_text(items[0])))
+        ):
+            return [self.node(items[0], depth), self.hide(items[1], depth)]
+        return [self.node(item, depth) for item in items]
+
+    def key(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._redact.values(key)
+        if isinstance(key, (bytes, bytearray)):
+            return self._redact.values(_as_text(key))
+        if key is None or isinstance(key, (bool, int, float)):
+            return key
+        return self._redact.values(_safe_str(key, self._replacement))
+
+    def hide(self, value: Any, depth: int) -> Any:
+        """The value of a sensitive name: containers keep their shape, leaves are replaced."""
+        if value is None or isinstance(value, bool):
+            return value
+        if depth >= MAX_DEPTH or not isinstance(value, (Mapping, list, tuple)):
+            return self._replacement
+        if id(value) in self._active:
+            return CYCLE_MARKER
+        self._active.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return {self.key(key): self.hide(item, depth + 1) for key, item in value.items()}
+            return [self.hide(item, depth + 1) for item in value]
+        finally:
+            self._active.discard(id(value))
+
+    def code(self, value: str | list[Any]) -> str | list[Any]:
+        if isinstance(value, str):
+            return self._redact.values(value)
+        return [self._redact.values(line) if isinstance(line, str) else None for line in value]
+
+
+def _as_text(value: str | bytes | bytearray) -> str:
+    return value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
+
+
+def _safe_str(value: Any, replacement: str) -> str:
+    try:
+        text = str(value)
+    except Exception:
+        return replacement
+    return text if isinstance(text, str) else replacement
+
+
+def fallback_event(event: Any, replacement: str) -> dict[str, Any]:
+    """What is sent when scrubbing failed: only facts that cannot hold a secret."""
+    safe: dict[str, Any] = {}
+    try:
+        for key in _SAFE_FALLBACK_KEYS:
+            value = event.get(key) if isinstance(event, Mapping) else None
+            if isinstance(value, (str, int, float)):
+                safe[key] = value
+    except Exception:
+        safe.clear()
+    safe["message"] = f"event scrubbing failed; content {replacement}"
+    return safe

@@ -1,0 +1,1 @@
+"""Setup: `configure()`, settings, exporters, flush, the lifespan layer and health probes."""
