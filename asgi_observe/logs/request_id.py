@@ -170,7 +170,8 @@ class RequestIdMiddleware:
     def _choose_id(self, scope: Scope) -> str:
         name = self._header
         for key, value in scope.get("headers", ()):
-            if key == name:
+            # Servers lower-case header names, but the ASGI spec does not require it.
+            if key == name or (len(key) == len(name) and key.lower() == name):
                 candidate: str = value.decode("latin-1")
                 if self._accepts(candidate):
                     return candidate

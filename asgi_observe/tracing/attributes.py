@@ -46,10 +46,16 @@ def span_start_facts(
     hosts: list[bytes] = []
     user_agent: bytes | None = None
     for name, value in scope["headers"]:
-        # Most request headers are none of these: one dict lookup rejects them.
+        # Most request headers are none of these: one dict lookup rejects them. Servers
+        # lower-case names, but the ASGI spec does not require it: a name with capitals
+        # ("TraceParent") is looked up again, lower-cased.
         slot = _HEADER_SLOTS.get(name)
         if slot is None:
-            continue
+            if name.islower():
+                continue
+            slot = _HEADER_SLOTS.get(name.lower())
+            if slot is None:
+                continue
         if slot == _HOST:
             hosts.append(value)
         elif slot == _TRACEPARENT:
@@ -167,7 +173,7 @@ class AsgiHeaderGetter(Getter[Any]):
 
     def get(self, carrier: Any, key: str) -> list[str] | None:
         name = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        values = [value.decode("latin-1") for header, value in carrier if header.lower() == name]
         return values or None
 
     def keys(self, carrier: Any) -> list[str]:
