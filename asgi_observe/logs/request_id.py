@@ -171,7 +171,7 @@ class RequestIdMiddleware:
         name = self._header
         for key, value in scope.get("headers", ()):
             # Servers lower-case header names, but the ASGI spec does not require it.
-            if key == name or (len(key) == len(name) and key.lower() == name):
+            if key == name or (not key.islower() and key.lower() == name):
                 candidate: str = value.decode("latin-1")
                 if self._accepts(candidate):
                     return candidate

@@ -25,6 +25,13 @@ _HEADER_SLOTS = {
     b"user-agent": _USER_AGENT,
 }
 
+# Every header name seen -> its slot, or None when unused, so that a name is lower-cased
+# only the first time. Bounded against clients that invent names: past the bound, or for
+# a long name, it is lower-cased on each request.
+_MAX_CACHED_NAMES = 512
+_MAX_CACHED_NAME_LENGTH = 64
+_slots: dict[bytes, int | None] = dict(_HEADER_SLOTS)
+
 _Address = dict[str, Any]
 _NO_ADDRESS: _Address = {}
 # Host header value and scheme -> server.address/server.port. A service sees a handful
@@ -46,16 +53,13 @@ def span_start_facts(
     hosts: list[bytes] = []
     user_agent: bytes | None = None
     for name, value in scope["headers"]:
-        # Most request headers are none of these: one dict lookup rejects them. Servers
-        # lower-case names, but the ASGI spec does not require it: a name with capitals
-        # ("TraceParent") is looked up again, lower-cased.
-        slot = _HEADER_SLOTS.get(name)
+        # Most request headers are none of these: one dict lookup rejects them.
+        try:
+            slot = _slots[name]
+        except KeyError:
+            slot = _slot_of(name)
         if slot is None:
-            if name.islower():
-                continue
-            slot = _HEADER_SLOTS.get(name.lower())
-            if slot is None:
-                continue
+            continue
         if slot == _HOST:
             hosts.append(value)
         elif slot == _TRACEPARENT:
@@ -145,6 +149,15 @@ def socket_address(server: Any) -> _Address:
     if server[1] is None:
         return {"server.address": server[0]}
     return {"server.address": server[0], "server.port": server[1]}
+
+
+def _slot_of(name: bytes) -> int | None:
+    # Servers lower-case header names, but the ASGI spec does not require it:
+    # "TraceParent" is a traceparent header.
+    slot = _HEADER_SLOTS.get(name.lower())
+    if len(_slots) < _MAX_CACHED_NAMES and len(name) <= _MAX_CACHED_NAME_LENGTH:
+        _slots[name] = slot
+    return slot
 
 
 def split_host(host: str) -> tuple[str, int | None]:

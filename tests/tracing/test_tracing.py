@@ -180,7 +180,9 @@ async def test_mixed_case_header_names_are_read(
         (b"User-Agent", b"probe/1.0"),
         (b"Host", b"example.com:8080"),
     ]
-    middleware = TracingMiddleware(app, tracer_provider=span_capture.provider, propagator=propagator)
+    middleware = TracingMiddleware(
+        app, tracer_provider=span_capture.provider, propagator=propagator
+    )
     await call(middleware, http_scope(headers=headers))
     (span,) = span_capture.spans
     assert (TRACE_ID, PARENT_ID) == (span.context.trace_id, span.parent.span_id)
@@ -191,6 +193,19 @@ async def test_mixed_case_header_names_are_read(
         span.attributes["server.address"],
         span.attributes["server.port"],
     )
+
+
+async def test_invented_header_names_cannot_grow_the_name_cache(span_capture: Any) -> None:
+    from asgi_observe.tracing import attributes
+
+    invented = [(f"X-Made-Up-{i}".encode(), b"v") for i in range(2000)]
+    long_names = [(b"X" * 5000 + str(i).encode(), b"v") for i in range(10)]
+    scope = http_scope(headers=[*invented, *long_names, (b"TraceParent", TRACEPARENT)])
+    await call(traced(plain_app(), span_capture), scope)
+    (span,) = span_capture.spans
+    assert TRACE_ID == span.context.trace_id
+    assert len(attributes._slots) <= attributes._MAX_CACHED_NAMES
+    assert all(len(name) <= attributes._MAX_CACHED_NAME_LENGTH for name in attributes._slots)
 
 
 async def test_context_is_restored_after_the_request(span_capture: Any) -> None:
