@@ -248,6 +248,7 @@ class ExportedSpan:
     status_code: int
     attributes: dict[str, Any]
     events: tuple[str, ...]
+    exception_types: tuple[str, ...] = ()  # exception.type of each exception event
 
 
 def _any_value(value: Any) -> Any:
@@ -283,6 +284,13 @@ def decode_export_request(body: bytes) -> list[ExportedSpan]:
                     status_code=span.status.code,
                     attributes={kv.key: _any_value(kv.value) for kv in span.attributes},
                     events=tuple(event.name for event in span.events),
+                    exception_types=tuple(
+                        str(_any_value(kv.value))
+                        for event in span.events
+                        if event.name == "exception"
+                        for kv in event.attributes
+                        if kv.key == "exception.type"
+                    ),
                 )
                 for span in scope_spans.spans
             )
