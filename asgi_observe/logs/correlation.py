@@ -26,7 +26,7 @@ __all__ = [
 ACCESS_LOGGER_NAME = "asgi_observe.access"
 
 # Set by RequestIdMiddleware for the duration of a request; it lives here so that this
-# module needs nothing from the middleware (request_id.py imports logging.py, not back).
+# module needs nothing from the middleware (request_id.py imports correlation.py, not back).
 request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", default=None)
 
 _Ids = tuple[str | None, str | None, str | None]
