@@ -9,9 +9,11 @@ import re
 from collections.abc import Callable
 
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
+from asgi_observe._core.span_ids import span_ids
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
 from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME, log_access, request_id_var
+from asgi_observe.logs.exception_ids import RequestIds, tag_exception
 
 __all__ = [
     "MAX_REQUEST_ID_LENGTH",
@@ -153,7 +155,9 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
+            # The server logs it once our context is gone: the ids travel on it.
+            tag_exception(exc, self._ids_of(scope, record))
             if self._error_response and scope_type == "http" and not record.response_started:
                 # Like Starlette's ServerErrorMiddleware: answer, then let the server see it.
                 with contextlib.suppress(Exception):
@@ -195,6 +199,13 @@ class RequestIdMiddleware:
         except Exception:
             _logger.warning("request id generator failed; using a random id", exc_info=True)
         return generate_request_id()
+
+    def _ids_of(self, scope: Scope, record: RequestRecord) -> RequestIds:
+        span = record.span
+        trace_id, span_id = span_ids(span)
+        sampled = span is not None and span.get_span_context().trace_flags.sampled
+        route = record.resolve_route(scope, self._resolve_route)
+        return RequestIds(record.request_id, trace_id, span_id, sampled, route)
 
     def _log_access(self, logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
         status = record.status
