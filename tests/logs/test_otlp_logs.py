@@ -197,3 +197,16 @@ def test_structlog_and_stdlib_records_go_out_together(pipeline: Pipeline) -> Non
         (r.body, r.attributes.get("tool"), r.attributes["request_id"], r.trace_id)
         for r in pipeline.records
     ]
+
+
+def test_extras_that_are_no_otlp_type_are_sent_as_text_or_maps(pipeline: Pipeline) -> None:
+    logger.info(
+        "tool called",
+        extra={"arguments": {"api_key": "sk-live-123456", "query": "shoes"}, "nothing": None,
+               "obj": object(), "tags": ["a", "b"]},
+    )  # fmt: skip
+    [record] = pipeline.records
+    attributes = record.attributes
+    assert {"api_key": "[Filtered]", "query": "shoes"} == dict(attributes["arguments"])
+    assert ("", ("a", "b")) == (attributes["nothing"], tuple(attributes["tags"]))
+    assert str(attributes["obj"]).startswith("<object object")
