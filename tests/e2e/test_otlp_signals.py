@@ -203,6 +203,7 @@ async def test_logs_arrive_over_otlp_with_the_requests_ids(
 @pytest.mark.parametrize("down", ["closed port", "black hole"])
 async def test_logs_to_a_collector_that_is_down_never_loop_never_block_and_stop_in_time(
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     black_hole: str,
     protocol: str,
     down: str,
@@ -220,6 +221,8 @@ async def test_logs_to_a_collector_that_is_down_never_loop_never_block_and_stop_
         OTEL_BLRP_MAX_QUEUE_SIZE="20",
         OTEL_BLRP_MAX_EXPORT_BATCH_SIZE="5",
     )
+    test_otlp_export.forget_duplicate_filters()
+    caplog.set_level(logging.WARNING)
     handle = configure(logs_exporter="otlp")
     assert handle.log_export is not None
     # Everything the handler hands to the provider, whatever the exporter does with it.
@@ -244,3 +247,11 @@ async def test_logs_to_a_collector_that_is_down_never_loop_never_block_and_stop_
     assert statistics.median(latencies) < 0.05 and max(latencies) < 0.5, latencies
     assert flush_s < 2.0
     handle.log_export.detach()
+    # One warning of ours for the whole outage, none of the exporter's own.
+    ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "asgi_observe.export" and r.getMessage().startswith("Exporting telemetry")
+    ]
+    theirs = [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")]
+    assert (1, []) == (len(ours), theirs), ours
