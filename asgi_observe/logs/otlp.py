@@ -29,7 +29,10 @@ __all__ = ["OTLPLogHandler", "exporting", "severity_number"]
 
 # Records of these loggers describe the export itself: exporting them again would turn
 # one failure into a record per failure per batch (docs/logs.md, "Never a loop").
-OWN_LOGGER_PREFIXES = ("opentelemetry", "asgi_observe.export", "grpc", "urllib3", "requests")
+OWN_LOGGER_PREFIXES = ("opentelemetry", "asgi_observe.export")
+# Threads that only export: the SDK's batch and metric reader workers, our bounded flush.
+# What they log (urllib3's retries, gRPC's errors) is about exporting spans or metrics.
+EXPORT_THREAD_PREFIXES = ("OtelBatch", "OtelPeriodicExportingMetricReader", "asgi-observe-flush")
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))).union(
     ("message", "asctime", "taskName", "color_message", "request_id", "trace_id", "span_id")
 )
@@ -75,7 +78,8 @@ class OTLPLogHandler(logging.Handler):
     becomes ``exception.type`` / ``exception.message`` / ``exception.stacktrace``. The
     body, the attributes and the exception are scrubbed like Sentry events. Records of
     the exporters and of the SDK are never exported, nor is anything logged while
-    exporting. Attached to several loggers, it exports a record once.
+    exporting or in an exporting thread. Attached to several loggers, it exports a
+    record once.
 
     Args:
         logger_provider: an OpenTelemetry SDK ``LoggerProvider``.
@@ -101,7 +105,11 @@ class OTLPLogHandler(logging.Handler):
         self._last = threading.local()  # the record this thread handed over last
 
     def handle(self, record: logging.LogRecord) -> bool:
-        if getattr(_exporting, "active", False) or record.name.startswith(OWN_LOGGER_PREFIXES):
+        if (
+            getattr(_exporting, "active", False)
+            or record.name.startswith(OWN_LOGGER_PREFIXES)
+            or threading.current_thread().name.startswith(EXPORT_THREAD_PREFIXES)
+        ):
             return False
         last = getattr(self._last, "record", None)
         if last is not None and last() is record:  # reached again through a parent logger

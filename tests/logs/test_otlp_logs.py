@@ -130,6 +130,26 @@ def test_the_exporters_own_records_are_never_exported_again(pipeline: Pipeline) 
     assert ["an app warning"] == [record.body for record in pipeline.records]
 
 
+def test_what_export_threads_log_is_not_exported(pipeline: Pipeline) -> None:
+    import threading
+
+    def in_thread(name: str) -> None:
+        thread = threading.Thread(target=lambda: logger.warning(f"from {name}"), name=name)
+        thread.start()
+        thread.join(5)
+
+    for name in ("OtelBatchSpanRecordProcessor", "OtelPeriodicExportingMetricReader"):
+        in_thread(name)
+    in_thread("app-worker")
+    logging.getLogger("urllib3.connectionpool").addHandler(pipeline.handler)
+    try:
+        logging.getLogger("urllib3.connectionpool").warning("the app's own HTTP client")
+    finally:
+        logging.getLogger("urllib3.connectionpool").removeHandler(pipeline.handler)
+
+    assert ["from app-worker", "the app's own HTTP client"] == [r.body for r in pipeline.records]
+
+
 def test_attached_to_a_logger_and_its_parent_it_exports_a_record_once(
     pipeline: Pipeline,
 ) -> None:
