@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from otel_reset import fresh  # noqa: F401
 from prometheus_client import CollectorRegistry
 
 from asgi_observe.frameworks.routes import ROUTE_KEY
@@ -294,3 +295,48 @@ async def test_exemplars_link_sampled_requests_to_their_trace(meter: Meter, samp
     [point] = meter.points(DURATION)
     exemplar_traces = [format(e.trace_id, "032x") for e in point.exemplars]
     assert ([trace_id] if sampled else []) == exemplar_traces
+
+
+# --- observe() and measured() with the global meter provider -------------------------
+
+
+@pytest.mark.usefixtures("fresh")
+@pytest.mark.parametrize("metrics_path", [None, "/metrics"])
+async def test_observe_records_through_the_global_meter_and_keeps_a_served_exposition(
+    meter: Meter, metrics_path: str | None
+) -> None:
+    from opentelemetry import metrics
+
+    from asgi_observe import observe
+
+    metrics.set_meter_provider(meter.provider)
+    registry = CollectorRegistry()
+    app = observe(
+        routed(plain_app()), configure=False, registry=registry, metrics_path=metrics_path
+    )
+    await call(app, http_scope("/items/1"))
+
+    labels = {"http_request_method": "GET", "http_route": "/items/{id}"}
+    labels["http_response_status_code"] = "200"
+    prometheus = registry.get_sample_value("http_server_request_duration_seconds_count", labels)
+    assert {attrs(): 1} == meter.counts()
+    assert (1.0 if metrics_path else None) == prometheus
+
+
+@pytest.mark.usefixtures("fresh")
+@pytest.mark.parametrize("active", [True, False])
+def test_measured_chooses_its_backend_at_the_first_call(meter: Meter, active: bool) -> None:
+    from opentelemetry import metrics
+
+    from asgi_observe import measured
+
+    registry = CollectorRegistry()
+    job = measured("nightly_job", registry=registry)  # decorated before configure()
+    if active:
+        metrics.set_meter_provider(meter.provider)
+    with job:
+        pass
+
+    prometheus = registry.get_sample_value("nightly_job_calls_total", {"outcome": "success"})
+    assert (None if active else 1.0) == prometheus
+    assert ([1] if active else []) == [p.value for p in meter.points("nightly_job.calls")]
