@@ -138,6 +138,38 @@ async def test_request_metrics_arrive_over_otlp_and_nothing_is_doubled(
     assert None is registry.get_sample_value("http_server_request_duration_seconds_count", labels)
 
 
+async def test_the_counts_over_otlp_equal_the_scraped_prometheus_counts(
+    monkeypatch: pytest.MonkeyPatch, otlp_receiver: Collector
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    otlp_receiver.recorder.items.clear()
+    otlp_env(monkeypatch, "http/protobuf", otlp_receiver.url, OTEL_METRIC_EXPORT_INTERVAL="600000")
+    registry = CollectorRegistry()
+    mix = {"/items/1": 6, "/items/0": 3, "/items/2": 2}  # 404 for /items/0
+    # "auto" with a served exposition and a meter provider: both record every request.
+    app = observe(items, registry=registry, metrics_path="/metrics")
+    async with lifespan(app) as client:
+        for path, times in mix.items():
+            for _ in range(times):
+                await client.request("POST" if path == "/items/2" else "GET", path)
+        scrape = (await client.get("/metrics")).text
+
+    prometheus = {
+        (s.labels["http_request_method"], s.labels["http_response_status_code"]): s.value
+        for family in text_string_to_metric_families(scrape)
+        for s in family.samples
+        if s.name == "http_server_request_duration_seconds_count"
+    }
+    otlp = {}
+    for point in points(otlp_receiver.recorder, DURATION):
+        attributes = point.attributes
+        key = (attributes["http.request.method"], str(attributes["http.response.status_code"]))
+        otlp[key] = point.value
+    assert {("GET", "200"): 6.0, ("GET", "404"): 3.0, ("POST", "200"): 2.0} == prometheus
+    assert prometheus == otlp
+
+
 async def test_the_export_interval_and_delta_temporality_are_honoured(
     monkeypatch: pytest.MonkeyPatch, otlp_receiver: Collector
 ) -> None:
