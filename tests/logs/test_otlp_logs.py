@@ -230,3 +230,25 @@ def test_extras_that_are_no_otlp_type_are_sent_as_text_or_maps(pipeline: Pipelin
     assert {"api_key": "[Filtered]", "query": "shoes"} == dict(attributes["arguments"])
     assert ("", ("a", "b")) == (attributes["nothing"], tuple(attributes["tags"]))
     assert str(attributes["obj"]).startswith("<object object")
+
+
+async def test_the_access_log_goes_out_with_its_route_and_request_id(pipeline: Pipeline) -> None:
+    from asgi_driver import call, http_scope, plain_app
+
+    from asgi_observe.frameworks.routes import ROUTE_KEY
+    from asgi_observe.logs.request_id import RequestIdMiddleware
+
+    async def routed(scope: Any, receive: Any, send: Any) -> None:
+        scope[ROUTE_KEY] = "/orders/{id}"
+        await plain_app(201)(scope, receive, send)
+
+    app = RequestIdMiddleware(routed, access_log=logger)
+    sent = await call(app, http_scope("/orders/7", method="POST"))
+
+    [record] = pipeline.records
+    request_id = sent.header(b"x-request-id")[0].decode()
+    assert (request_id, "/orders/{id}", 201) == (
+        record.attributes["request_id"],
+        record.attributes["http.route"],
+        record.attributes["status"],
+    )
