@@ -157,7 +157,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             # The server logs it once our context is gone: the ids travel on it.
-            tag_exception(exc, self._ids_of(scope, record))
+            self._tag(exc, scope, record)
             if self._error_response and scope_type == "http" and not record.response_started:
                 # Like Starlette's ServerErrorMiddleware: answer, then let the server see it.
                 with contextlib.suppress(Exception):
@@ -200,12 +200,15 @@ class RequestIdMiddleware:
             _logger.warning("request id generator failed; using a random id", exc_info=True)
         return generate_request_id()
 
-    def _ids_of(self, scope: Scope, record: RequestRecord) -> RequestIds:
-        span = record.span
-        trace_id, span_id = span_ids(span)
-        sampled = span is not None and span.get_span_context().trace_flags.sampled
-        route = record.resolve_route(scope, self._resolve_route)
-        return RequestIds(record.request_id, trace_id, span_id, sampled, route)
+    def _tag(self, exc: Exception, scope: Scope, record: RequestRecord) -> None:
+        try:
+            span = record.span
+            trace_id, span_id = span_ids(span)
+            sampled = span is not None and span.get_span_context().trace_flags.sampled
+            route = record.resolve_route(scope, self._resolve_route)
+            tag_exception(exc, RequestIds(record.request_id, trace_id, span_id, sampled, route))
+        except Exception:  # the app's exception is what propagates, never one of ours
+            pass
 
     def _log_access(self, logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
         status = record.status
