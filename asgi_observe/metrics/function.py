@@ -7,13 +7,19 @@ import inspect
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 from asgi_observe.metrics.backend import backend_from_env, parse_backend, resolve_backend
 from asgi_observe.metrics.families import DURATION_BUCKETS, OVERFLOW
+from asgi_observe.metrics.function_calls import (
+    async_generator,
+    generator,
+    label_picks,
+    label_text,
+)
 from asgi_observe.metrics.function_series import OtelSeries, PrometheusSeries
 
 __all__ = ["Measured", "measured"]
@@ -26,7 +32,6 @@ SUCCESS, ERROR, CANCELLED = "success", "error", "cancelled"
 _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,199}")
 _LABEL = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,99}")
 _RESERVED_LABELS = frozenset({"outcome", "error_type", "le", "quantile"})
-MAX_LABEL_VALUE_LENGTH = 128
 DEFAULT_MAX_LABEL_SETS = 200
 
 _perf = time.perf_counter
@@ -141,7 +146,7 @@ class Measured:
         """Measure every call of `func`: label values are its arguments of the same names."""
         if not callable(func):
             raise TypeError(f"measured(): cannot decorate {func!r}")
-        picks = _label_picks(func, self.label_names)
+        picks = label_picks(func, self.label_names)
         # With span=True, the span is traced()'s own, around the function itself.
         target: Callable[..., Any] = func if self._traced is None else self._traced(func)
 
@@ -149,9 +154,9 @@ class Measured:
             return _Call(self, self._bounded(tuple(pick(args, kwargs) for pick in picks)), False)
 
         if inspect.isasyncgenfunction(func):
-            return cast(F, functools.wraps(func)(_async_generator(target, call)))
+            return cast(F, functools.wraps(func)(async_generator(target, call)))
         if inspect.isgeneratorfunction(func):
-            return cast(F, functools.wraps(func)(_generator(target, call)))
+            return cast(F, functools.wraps(func)(generator(target, call)))
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
@@ -178,7 +183,7 @@ class Measured:
                 f"got {sorted(values)}"
             )
         return _Call(
-            self, self._bounded(tuple(_text(values[key]) for key in self.label_names)), True
+            self, self._bounded(tuple(label_text(values[key]) for key in self.label_names)), True
         )
 
     def __enter__(self) -> Measured:
@@ -270,83 +275,6 @@ class Measured:
                 )
             )
         return tuple(series)
-
-
-def _text(value: object) -> str:
-    try:
-        text = value if isinstance(value, str) else ("" if value is None else str(value))
-    except Exception:
-        text = f"<unprintable {type(value).__name__}>"
-    return text[:MAX_LABEL_VALUE_LENGTH]
-
-
-def _label_picks(
-    func: Callable[..., Any], labels: tuple[str, ...]
-) -> list[Callable[[tuple[Any, ...], dict[str, Any]], str]]:
-    if not labels:
-        return []
-    try:
-        parameters = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        raise TypeError(f"measured(): cannot read the parameters of {func!r}") from None
-    names = list(parameters)
-    picks = []
-    for label in labels:
-        parameter = parameters.get(label)
-        if parameter is None or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise ValueError(
-                f"measured(): label {label!r} is not a parameter of {func.__qualname__}"
-            )
-        index = None if parameter.kind is parameter.KEYWORD_ONLY else names.index(label)
-        default = None if parameter.default is parameter.empty else parameter.default
-        picks.append(_pick(label, index, default))
-    return picks
-
-
-def _pick(
-    name: str, index: int | None, default: object
-) -> Callable[[tuple[Any, ...], dict[str, Any]], str]:
-    def pick(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        if name in kwargs:
-            return _text(kwargs[name])
-        if index is not None and index < len(args):
-            return _text(args[index])
-        return _text(default)
-
-    return pick
-
-
-def _generator(
-    target: Callable[..., Generator[Any, Any, Any]],
-    call: Callable[[tuple[Any, ...], dict[str, Any]], _Call],
-) -> Callable[..., Generator[Any, Any, Any]]:
-    # One call lasts from the first item asked for to the last, or to an early close.
-    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        with call(args, kwargs):
-            return (yield from target(*args, **kwargs))
-
-    return wrapper
-
-
-def _async_generator(
-    target: Callable[..., AsyncGenerator[Any, Any]],
-    call: Callable[[tuple[Any, ...], dict[str, Any]], _Call],
-) -> Callable[..., AsyncGenerator[Any, Any]]:
-    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        with call(args, kwargs):
-            generator = target(*args, **kwargs)
-            try:
-                sent: Any = None
-                while True:
-                    try:
-                        item = await generator.asend(sent)
-                    except StopAsyncIteration:
-                        return
-                    sent = yield item
-            finally:
-                await generator.aclose()
-
-    return wrapper
 
 
 @overload
