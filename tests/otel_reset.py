@@ -33,11 +33,9 @@ def _reset() -> None:
 
 
 def _detach_log_export() -> None:
-    from asgi_observe.setup import config
+    from asgi_observe.setup.logs_export import uninstall_log_export
 
-    if config._log_export is not None:
-        config._log_export.detach()
-        config._log_export = None
+    uninstall_log_export()
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from asgi_observe.setup.flush import flush_telemetry
 from asgi_observe.setup.instance import with_instance_id
 from asgi_observe.setup.sentry_init import check_sentry, init_sentry
 from asgi_observe.setup.settings import Settings, read_settings
-from asgi_observe.setup.signals import SignalSettings, read_signal_settings
+from asgi_observe.setup.signals import SignalSettings, read_signal_settings, signals_with_arguments
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -155,7 +155,7 @@ def configure(
         sentry_release=sentry_release,
         sentry_traces_sample_rate=sentry_traces_sample_rate,
     )
-    signals = _signals_with_arguments(read_signal_settings(os.environ), logs_exporter, protocol)
+    signals = signals_with_arguments(read_signal_settings(os.environ), logs_exporter, protocol)
     check_sentry(settings.sentry_dsn)
     check_exporter_packages(settings)
     from asgi_observe.setup.logs_export import check_log_exporter_package
@@ -184,7 +184,9 @@ def configure(
                 install_meter_provider(settings, resource, endpoint, headers)
                 owns_meter = True
             if signals.logs_exporters:
-                log_export = _install_logs_once(signals, resource, endpoint, headers)
+                from asgi_observe.setup.logs_export import install_log_export_once
+
+                log_export = install_log_export_once(signals, resource, endpoint, headers)
     sentry = init_sentry(settings)
     return TelemetryHandle(
         settings,
@@ -194,39 +196,6 @@ def configure(
         signals=signals,
         log_export=log_export,
     )
-
-
-_log_export: LogExport | None = None
-
-
-def _install_logs_once(
-    signals: SignalSettings,
-    resource: object,
-    endpoint: str | None,
-    headers: Mapping[str, str] | None,
-) -> LogExport | None:
-    # A second configure() must not attach a second handler: records would go out twice.
-    global _log_export
-    if _log_export is not None and any(
-        _log_export.handler in logger.handlers for logger in _log_export.loggers
-    ):
-        return None
-    from asgi_observe.setup.logs_export import install_log_export
-
-    _log_export = install_log_export(signals, resource, endpoint, headers)  # type: ignore[arg-type]
-    return _log_export
-
-
-def _signals_with_arguments(
-    signals: SignalSettings, logs_exporter: str | Sequence[str] | None, protocol: str | None
-) -> SignalSettings:
-    changes: dict[str, object] = {}
-    if logs_exporter is not None:
-        raw = logs_exporter if isinstance(logs_exporter, str) else ",".join(logs_exporter)
-        changes["logs_exporters"] = _settings.parse_exporters("logs_exporter", raw)
-    if protocol is not None:
-        changes["logs_protocol"] = _settings.parse_protocol("protocol", protocol)
-    return dataclasses.replace(signals, **changes)  # type: ignore[arg-type]
 
 
 def _with_arguments(

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.resources import Resource
 
-__all__ = ["LogExport", "check_log_exporter_package", "install_log_export"]
+__all__ = [
+    "LogExport",
+    "check_log_exporter_package",
+    "install_log_export",
+    "install_log_export_once",
+]
 
 _logger = logging.getLogger("asgi_observe.export")
 
@@ -150,6 +155,36 @@ def install_log_export(
     for logger in loggers:
         logger.addHandler(handler)
     return LogExport(provider, handler, loggers, processors, owns_provider=owns)
+
+
+_installed: LogExport | None = None
+
+
+def install_log_export_once(
+    signals: SignalSettings,
+    resource: Resource,
+    endpoint: str | None,
+    headers: Mapping[str, str] | None,
+) -> LogExport | None:
+    """`install_log_export`, unless its handler is still attached (then None).
+
+    A second configure() must not attach a second handler: records would go out twice.
+    """
+    global _installed
+    if _installed is not None and any(
+        _installed.handler in logger.handlers for logger in _installed.loggers
+    ):
+        return None
+    _installed = install_log_export(signals, resource, endpoint, headers)
+    return _installed
+
+
+def uninstall_log_export() -> None:
+    """Detach the handler `install_log_export_once` attached, and forget it (tests)."""
+    global _installed
+    if _installed is not None:
+        _installed.detach()
+        _installed = None
 
 
 def check_log_exporter_package(signals: SignalSettings) -> None:

@@ -6,8 +6,9 @@ variables has one reader; both raise ValueError naming the variable.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from asgi_observe.metrics.backend import BACKEND_VAR, parse_backend
@@ -54,6 +55,19 @@ def read_signal_settings(env: Mapping[str, str]) -> SignalSettings:
         log_level=parse_level(LEVEL_VAR, env.get(LEVEL_VAR, "")),
         metrics_backend=parse_backend(BACKEND_VAR, raw_backend) if raw_backend else "auto",
     )
+
+
+def signals_with_arguments(
+    signals: SignalSettings, logs_exporter: str | Sequence[str] | None, protocol: str | None
+) -> SignalSettings:
+    """`signals` with configure()'s arguments applied (arguments win over variables)."""
+    changes: dict[str, object] = {}
+    if logs_exporter is not None:
+        raw = logs_exporter if isinstance(logs_exporter, str) else ",".join(logs_exporter)
+        changes["logs_exporters"] = _settings.parse_exporters("logs_exporter", raw)
+    if protocol is not None:
+        changes["logs_protocol"] = _settings.parse_protocol("protocol", protocol)
+    return dataclasses.replace(signals, **changes)  # type: ignore[arg-type]
 
 
 def parse_level(name: str, raw: str) -> int:
