@@ -74,11 +74,11 @@ class TelemetryHandle:
         self.owns_logger_provider = log_export is not None and log_export.owns_provider
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        """Export buffered spans, metrics and Sentry events; wait at most `timeout` s."""
+        """Export buffered spans, metrics, log records and Sentry events, within `timeout` s."""
         return flush_telemetry(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush, then shut down the providers configure() installed."""
+        """Flush, take the log handler off its loggers, shut down what configure() installed."""
         self.force_flush(timeout)
         logger_provider = None if self.log_export is None else self.log_export.provider
         if self.log_export is not None:
