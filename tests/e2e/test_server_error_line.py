@@ -13,7 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_harness import LOOPBACK, asgi_server_argv, clean_env, free_port, running, wait_until
+from e2e_harness import (
+    BIN_DIR,
+    LOOPBACK,
+    asgi_server_argv,
+    clean_env,
+    free_port,
+    http_ready,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -113,3 +122,26 @@ def test_the_servers_error_line_has_the_request_and_trace_ids(
     else:
         [found] = [text for text in output.splitlines() if line in text]
         assert f"ERROR request_id=req-error-line-1 trace_id={trace_id} {line}" == found.strip()
+
+
+def test_asgi_observe_run_json_logs_give_the_error_line_its_ids(tmp_path: Path) -> None:
+    (tmp_path / "bare_app.py").write_text(APP.replace("app = observe(failing)", "app = failing"))
+    port = free_port()
+    argv = [str(BIN_DIR / "asgi-observe"), "run", "bare_app:app", "--app-dir", str(tmp_path)]
+    argv += ["--port", str(port), "--json-logs"]
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", "x-request-id": "req-cli-1"}
+    line = SERVER_LINES["uvicorn"]
+    with running(
+        argv,
+        log_path=tmp_path / "server.log",
+        env=clean_env(),
+        ready=http_ready("/ready", status=204),
+        base_url=f"http://{LOOPBACK}:{port}",
+    ) as process:
+        response = httpx.get(process.base_url + "/fail", headers=headers, timeout=5.0)
+        wait_until(lambda: line in process.output(), timeout=10, what=line)
+
+    assert 500 == response.status_code
+    [entry] = [e for e in process.json_lines() if e.get("message", "").startswith(line)]
+    assert ("req-cli-1", trace_id) == (entry["request_id"], entry["trace_id"])
