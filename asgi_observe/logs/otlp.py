@@ -22,6 +22,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from asgi_observe.logs.current import current_route
 from asgi_observe.logs.exception_ids import exception_ids
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
 
@@ -74,7 +75,8 @@ class OTLPLogHandler(logging.Handler):
     Trace id, span id and flags go in the record's own fields: those of the current span,
     or, for a record about an exception that escaped a request (the server's
     ``Exception in ASGI application`` line), those of that request. ``request_id``, the
-    route (``http.route``) and every ``extra=`` field become attributes; an exception
+    route (``http.route``, once the framework has routed the request) and every
+    ``extra=`` field become attributes; an exception
     becomes ``exception.type`` / ``exception.message`` / ``exception.stacktrace``. The
     body, the attributes and the exception are scrubbed like Sentry events. Records of
     the exporters and of the SDK are never exported, nor is anything logged while
@@ -138,6 +140,8 @@ class OTLPLogHandler(logging.Handler):
         route = record.__dict__.get("route")
         if route is None and tagged is not None:
             route = tagged.route
+        if route is None:
+            route = current_route()
         if route is not None:
             attributes.setdefault("http.route", str(route))
         if record.exc_info and record.exc_info[0] is not None:

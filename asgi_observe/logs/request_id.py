@@ -13,6 +13,7 @@ from asgi_observe._core.span_ids import span_ids
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
 from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME, log_access, request_id_var
+from asgi_observe.logs.current import current_request
 from asgi_observe.logs.exception_ids import RequestIds, tag_exception
 
 __all__ = [
@@ -153,6 +154,7 @@ class RequestIdMiddleware:
                 self._log_access(access_logger, scope, record)
 
         token = request_id_var.set(request_id)
+        request_token = current_request.set((scope, self._resolve_route))
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
@@ -169,6 +171,7 @@ class RequestIdMiddleware:
         finally:
             if access_logger is not None and not logged:
                 self._log_access(access_logger, scope, record)
+            current_request.reset(request_token)
             request_id_var.reset(token)
 
     def _choose_id(self, scope: Scope) -> str:

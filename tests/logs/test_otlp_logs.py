@@ -252,3 +252,29 @@ async def test_the_access_log_goes_out_with_its_route_and_request_id(pipeline: P
         record.attributes["http.route"],
         record.attributes["status"],
     )
+
+
+async def test_a_record_logged_by_a_route_handler_carries_its_route(pipeline: Pipeline) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from asgi_observe.logs.request_id import RequestIdMiddleware
+
+    async def item(request: Request) -> PlainTextResponse:
+        logger.info("looking up the item")
+        return PlainTextResponse("ok")
+
+    app = RequestIdMiddleware(Starlette(routes=[Route("/items/{item_id}", item)]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/items/42")
+    logger.info("outside any request")
+
+    assert [("looking up the item", "/items/{item_id}", response.headers["x-request-id"]),
+            ("outside any request", None, None)] == [
+        (r.body, r.attributes.get("http.route"), r.attributes.get("request_id"))
+        for r in pipeline.records
+    ]  # fmt: skip
