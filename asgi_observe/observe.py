@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -23,6 +23,9 @@ from asgi_observe.propagation import install_global_propagator
 from asgi_observe.setup import config as _config
 from asgi_observe.setup.lifespan import LifespanMiddleware
 from asgi_observe.tracing.middleware import TracingMiddleware
+
+if TYPE_CHECKING:
+    from asgi_observe.errors.notify.notifier import Notifier
 
 __all__ = ["observe"]
 
@@ -44,6 +47,7 @@ def observe(
     health: ASGIApp | None = None,
     health_path: str | None = None,
     sentry: bool | None = None,
+    notify: bool | Notifier | None = None,
     exclude_paths: Iterable[str] = (),
     exclude_prefixes: Iterable[str] = (),
     known_methods: Iterable[str] | None = None,
@@ -52,9 +56,9 @@ def observe(
     """Wrap `app` in every asgi_observe layer, in the right order, and return the result.
 
     Outermost first: lifespan (flushes telemetry at shutdown), the in-band endpoints,
-    request id, tracing, metrics, Sentry, then `app`. `app` may be any ASGI callable or a
-    framework's app object (Starlette, FastAPI, Litestar, Quart; for Quart a route hook is
-    registered on the app so metrics and spans get its url rule).
+    request id, tracing, metrics, Sentry, error notifications, then `app`. `app` may be
+    any ASGI callable or a framework's app object (Starlette, FastAPI, Litestar, Quart;
+    for Quart a route hook is registered on the app so metrics and spans get its url rule).
 
     Args:
         app: the ASGI application.
@@ -79,6 +83,9 @@ def observe(
         health_path: mount the health probes here (e.g. "/health").
         sentry: include the Sentry layer; None includes it when a Sentry client with a
             DSN is active.
+        notify: include the error notification layer (docs/notifications.md): a
+            `Notifier`, or True/None to build one from the ``ASGI_OBSERVE_*`` variables
+            (None includes it only when a destination is configured; True requires one).
         exclude_paths: paths served without any observability (exact match), in
             addition to ``OTEL_PYTHON_EXCLUDED_URLS``.
         exclude_prefixes: path prefixes served without any observability.
@@ -93,6 +100,7 @@ def observe(
     for option, path in (("metrics_path", metrics_path), ("health_path", health_path)):
         if path is not None:
             path_set(option, [path])
+    notifier = _notifier_wanted(notify)  # validates the ASGI_OBSERVE_* variables first
     handle = _config.configure(install_propagator=install_propagator) if configure else None
     if install_propagator and handle is None:
         install_global_propagator()
@@ -106,6 +114,12 @@ def observe(
         known_methods = handle.known_methods
 
     layered: ASGIApp = app
+    if notifier is not None:
+        from asgi_observe.errors.notify import NotifyMiddleware, install_log_handler
+
+        layered = NotifyMiddleware(layered, notifier=notifier, route_resolver=route_resolver)
+        if notifier.wants("logs"):
+            install_log_handler(notifier)
     if _sentry_wanted(sentry):
         from asgi_observe.errors.sentry import SentryMiddleware
 
@@ -150,7 +164,11 @@ def observe(
         bypass_prefixes=bypass_prefixes,
     )
     return LifespanMiddleware(
-        layered, handle=handle, health=_startup_listener(health), tracer_provider=tracer_provider
+        layered,
+        handle=handle,
+        health=_startup_listener(health),
+        tracer_provider=tracer_provider,
+        flush_also=(notifier,) if notifier is not None else (),
     )
 
 
@@ -168,6 +186,25 @@ def _sentry_wanted(sentry: bool | None) -> bool:
     except ImportError:  # sentry-sdk is an optional extra
         return False
     return sentry_active()
+
+
+def _notifier_wanted(notify: Any) -> Notifier | None:
+    if notify is False:
+        return None
+    from asgi_observe.errors.notify import Notifier, configure_notifications, set_notifier
+
+    if isinstance(notify, Notifier):
+        set_notifier(notify)
+        return notify
+    if notify not in (None, True):
+        raise TypeError("notify must be a bool, a Notifier or None")
+    notifier = configure_notifications()
+    if notifier is None and notify is True:
+        raise ValueError(
+            "notify=True but no destination is configured: set ASGI_OBSERVE_TELEGRAM_BOT_TOKEN"
+            " and ASGI_OBSERVE_TELEGRAM_CHAT_IDS, or an ASGI_OBSERVE_*_WEBHOOK_URL"
+        )
+    return notifier
 
 
 def _startup_listener(health: Any) -> Any:

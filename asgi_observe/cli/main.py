@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asgi-observe`` command. Since 0.1.0."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "notify-test":
+        from asgi_observe.cli.notify_test import notify_test
+
+        return notify_test(parser)
     if args.command == "run" and ":" not in args.target:
         parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
     if args.command == "run" and args.workers < 1:
@@ -191,4 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json-logs", action="store_true", help="log JSON lines with ids")
     run.add_argument("--log-level", default="info", help="uvicorn's log level (info)")
     demo.set_defaults(metrics_path="/metrics", health_path="/health")
+    commands.add_parser(
+        "notify-test", help="send one test message to each error notification destination"
+    )
     return parser

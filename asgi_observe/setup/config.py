@@ -102,7 +102,7 @@ def is_configured() -> bool:
 
 
 def validate_environment(environ: Mapping[str, str] | None = None) -> None:
-    """Raise ValueError naming the first malformed OTEL_* / SENTRY_* variable.
+    """Raise ValueError naming the first malformed OTEL_* / SENTRY_* / ASGI_OBSERVE_* variable.
 
     Since 0.1.0.
     """
@@ -110,9 +110,11 @@ def validate_environment(environ: Mapping[str, str] | None = None) -> None:
     settings = read_settings(env)
     check_sentry(settings.sentry_dsn)
     check_exporter_packages(settings)
+    from asgi_observe.errors.notify.settings import read_notify_settings
     from asgi_observe.setup.logs_export import check_log_exporter_package
 
     check_log_exporter_package(read_signal_settings(env))
+    read_notify_settings(env)
 
 
 def configure(

@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -65,3 +65,29 @@ def _flush(deadline: float, extra_providers: Sequence[Any]) -> bool:
             _logger.exception("Flushing Sentry events failed")
             ok = False
     return ok
+
+
+def flush_together(flush: Callable[[float], bool], others: Sequence[Any], timeout: float) -> bool:
+    """Run `flush` and each other's ``force_flush(timeout_millis)`` at once, all within `timeout`.
+
+    In parallel, so a slow span export does not eat the time error notifications need.
+    """
+    deadline = time.monotonic() + timeout
+    results = [False] * len(others)
+
+    def run(index: int, other: Any) -> None:
+        try:
+            results[index] = other.force_flush(int(timeout * 1000)) is not False
+        except Exception:
+            _logger.exception("Flushing %s failed", type(other).__name__)
+
+    threads = [
+        threading.Thread(target=run, args=(i, o), name="asgi-observe-flush", daemon=True)
+        for i, o in enumerate(others)
+    ]
+    for thread in threads:
+        thread.start()
+    ok = flush(timeout)
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+    return ok and all(results)

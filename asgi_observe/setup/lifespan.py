@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_observe.setup.flush import flush_telemetry
+from asgi_observe.setup.flush import flush_telemetry, flush_together
 
 if TYPE_CHECKING:
     from asgi_observe.setup.config import TelemetryHandle
@@ -42,6 +42,8 @@ class LifespanMiddleware:
         flush_timeout: seconds the shutdown flush may take.
         tracer_provider: a provider the layers use that is not the global one; it is
             flushed too.
+        flush_also: more objects with ``force_flush(timeout_millis)`` (an error
+            `Notifier`), flushed alongside, within the same `flush_timeout`.
 
     Since 0.1.0.
     """
@@ -54,6 +56,7 @@ class LifespanMiddleware:
         health: StartupListener | None = None,
         flush_timeout: float = 5.0,
         tracer_provider: Any = None,
+        flush_also: Iterable[Any] = (),
     ) -> None:
         if flush_timeout < 0:
             raise ValueError("flush_timeout must be >= 0")
@@ -67,6 +70,10 @@ class LifespanMiddleware:
             self._flush_function = handle.force_flush
         else:
             self._flush_function = flush_telemetry
+        others = tuple(flush_also)
+        if others:
+            base = self._flush_function
+            self._flush_function = lambda timeout: flush_together(base, others, timeout)
         self._health = health
         self._flush_timeout = flush_timeout
 
