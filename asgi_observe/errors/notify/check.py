@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from asgi_observe.errors.notify.collect import Identity
-from asgi_observe.errors.notify.destinations import Destination
+from asgi_observe.errors.notify.destinations import Destination, redactor
 from asgi_observe.errors.notify.report import ErrorReport
 from asgi_observe.errors.notify.transport import deliver
+from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER
 
 __all__ = ["CheckResult", "send_test_messages"]
 
@@ -36,12 +37,14 @@ def send_test_messages(
         timestamp=time.time(),
     )
 
+    redact = redactor(destinations, DEFAULT_SCRUBBER)
+
     def check(destination: Destination) -> CheckResult:
         try:
             result = deliver(destination, destination.outgoing(report), timeout=timeout, retries=1)
         except Exception as exc:
             return CheckResult(destination.label, False, f"internal error ({type(exc).__name__})")
-        return CheckResult(destination.label, result.ok, destination.redact(result.reason))
+        return CheckResult(destination.label, result.ok, redact(result.reason))
 
     with ThreadPoolExecutor(max_workers=min(len(destinations), 8) or 1) as pool:
         return list(pool.map(check, destinations))

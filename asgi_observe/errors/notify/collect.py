@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from opentelemetry import trace
 
 from asgi_observe._core.span_ids import span_ids
 from asgi_observe.errors.notify.context import RequestFacts
+from asgi_observe.errors.notify.fingerprint import is_own_code
 from asgi_observe.errors.notify.report import ErrorReport, Frame
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
 
-__all__ = ["Identity", "build_report", "exception_frames"]
+__all__ = ["Identity", "build_report", "callsite_frame", "exception_frames"]
 
 MAX_FRAMES = 5
 """Frames shown, innermost last."""
@@ -52,7 +54,8 @@ def exception_frames(tb: TracebackType | None, limit: int = MAX_FRAMES) -> list[
     for _ in range(_TRACEBACK_DEPTH):
         if tb is None:
             break
-        entries.append(tb)
+        if not is_own_code(tb.tb_frame.f_code.co_filename):
+            entries.append(tb)
         tb = tb.tb_next
     return [_frame(entry) for entry in entries[-limit:]]
 
@@ -67,6 +70,26 @@ def _frame(tb: TracebackType) -> dict[str, Any]:
         "lineno": lineno,
         "context_line": linecache.getline(code.co_filename, lineno).strip(),
         "vars": _variables(frame.f_locals),
+    }
+
+
+def callsite_frame(pathname: str, lineno: int, function: str) -> dict[str, Any]:
+    """The frame of a logging call, found on the current stack while the record is
+    handled, with its variables (so a secret logged from a local is known as one)."""
+    frame: Any = sys._getframe(1)
+    for _ in range(_TRACEBACK_DEPTH):
+        if frame is None:
+            break
+        code = frame.f_code
+        if code.co_filename == pathname and frame.f_lineno == lineno:
+            break
+        frame = frame.f_back
+    return {
+        "filename": short_path(pathname),
+        "function": function,
+        "lineno": lineno,
+        "context_line": linecache.getline(pathname, lineno).strip(),
+        "vars": _variables(frame.f_locals) if frame is not None else {},
     }
 
 

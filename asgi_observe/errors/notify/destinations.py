@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,12 +17,14 @@ from asgi_observe.errors.notify.formatting import render
 from asgi_observe.errors.notify.payload import json_payload
 from asgi_observe.errors.notify.report import ErrorReport
 from asgi_observe.errors.notify.transport import Outgoing, Response, retry_after_header
+from asgi_observe.scrub.scrubber import Scrubber
 
 __all__ = [
     "DiscordDestination",
     "SlackDestination",
     "TelegramDestination",
     "WebhookDestination",
+    "redactor",
 ]
 
 TELEGRAM_API_URL = "https://api.telegram.org"
@@ -213,3 +216,18 @@ def _json(response: Response) -> dict[str, Any]:
 
 
 Destination = TelegramDestination | SlackDestination | DiscordDestination | WebhookDestination
+
+
+def redactor(destinations: Iterable[Destination], scrubber: Scrubber) -> Callable[[str], str]:
+    """Redact text we log from a destination's answer: it is untrusted and may repeat any
+    destination's token or URL, or hold a ``token=...`` of its own."""
+    secrets = sorted({s for d in destinations for s in d._secrets if s}, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, _FILTERED)
+        scrubbed = scrubber.scrub_event({"message": text})
+        message = scrubbed.get("message") if isinstance(scrubbed, dict) else None
+        return message if isinstance(message, str) else _FILTERED
+
+    return redact

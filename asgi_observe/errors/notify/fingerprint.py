@@ -64,6 +64,11 @@ def in_app_frame(tb: TracebackType | None) -> FrameType | None:
     return found or innermost
 
 
+def is_own_code(filename: str) -> bool:
+    """True for asgi_observe's own modules (its middleware frames are left out of messages)."""
+    return filename.startswith(_OWN_PACKAGE + os.sep)
+
+
 def is_in_app(filename: str) -> bool:
     """False for the standard library, installed packages, asgi_observe and generated code."""
     return _is_in_app(filename)

@@ -178,32 +178,57 @@ def render(report: ErrorReport, markup: str, limit: int) -> str:
     style = MARKUPS[markup]
     lines = layout(report)
     text = _join(lines, style)
-    for _ in range(32):  # each round at least halves the excess or drops a line
-        excess = utf16_length(text) - limit
-        if excess <= 0:
-            return text
-        cuttable = [p for line in lines for p in line if p.cuttable and len(p.text) > 1]
-        if cuttable:
-            piece = max(cuttable, key=lambda p: len(p.text))
-            _shorten(piece, excess)
-        elif len(lines) > 1:
-            lines.pop()
-        else:
-            break
+    if utf16_length(text) <= limit:
+        return text
+    cuttable = [piece for line in lines for piece in line if piece.cuttable]
+    originals = [piece.text for piece in cuttable]
+    for piece in cuttable:
+        piece.text = _CUT
+    room = limit - utf16_length(_join(lines, style))
+    # Fair shares, smallest need first: what a short message leaves goes to the traceback.
+    needs = sorted(
+        range(len(cuttable)),
+        key=lambda i: utf16_length(style(Piece(cuttable[i].style, originals[i]))),
+    )
+    for position, index in enumerate(needs):
+        piece = cuttable[index]
+        floor = utf16_length(style(piece))
+        share = max(room, 0) // (len(needs) - position) + floor
+        piece.text = _fit(piece, originals[index], share, style)
+        room -= utf16_length(style(piece)) - floor
+    text = _join(lines, style)
+    while utf16_length(text) > limit and len(lines) > 1:
+        lines.pop()  # only when the fixed lines alone are over the limit
         text = _join(lines, style)
-    # Last resort (a headline alone over the limit): plain text cut at the limit.
-    return _cut_units(_join(lines, _plain), limit)
+    if utf16_length(text) <= limit:
+        return text
+    return _cut_units(_join(lines, _plain), limit)  # a headline alone over the limit
 
 
-def _shorten(piece: Piece, excess: int) -> None:
-    # Markup can make each character longer (& -> &amp;), so cut at least the excess in
-    # raw characters; the loop in render() cuts again if that was not enough.
-    keep = max(len(piece.text) - excess - len(_CUT), 0)
-    if piece.style == "pre":  # a traceback's innermost frames are at its end
-        piece.text = _CUT + piece.text[len(piece.text) - keep :] if keep else _CUT
-    else:
-        piece.text = piece.text[:keep] + _CUT
-    piece.cuttable = keep > 0
+def _fit(piece: Piece, text: str, budget: int, style: Callable[[Piece], str]) -> str:
+    """The longest cut of `text` whose rendering fits `budget`: the start of a message,
+    the end of a traceback (its innermost frames)."""
+
+    def cut(keep: int) -> str:
+        if keep >= len(text):
+            return text
+        if piece.style == "pre":
+            return _CUT + text[len(text) - keep :] if keep else _CUT
+        return text[:keep] + _CUT
+
+    def size(keep: int) -> int:
+        return utf16_length(style(Piece(piece.style, cut(keep), piece.url)))
+
+    if size(len(text)) <= budget:
+        return text
+    low, high = 0, len(text)  # size(low) fits (or nothing does), size(high) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if size(middle) <= budget:
+            low = middle
+        else:
+            high = middle
+    return cut(low)
 
 
 def _join(lines: list[Line], style: Callable[[Piece], str]) -> str:

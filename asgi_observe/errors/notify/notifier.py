@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgi_observe.errors.notify.collect import Identity, build_report, short_path
+from asgi_observe.errors.notify.collect import Identity, build_report, callsite_frame
 from asgi_observe.errors.notify.context import RequestContext, current_request
 from asgi_observe.errors.notify.dedup import Deduplicator
-from asgi_observe.errors.notify.destinations import Destination
+from asgi_observe.errors.notify.destinations import Destination, redactor
 from asgi_observe.errors.notify.fingerprint import (
     error_type_name,
     fingerprint,
@@ -108,6 +108,8 @@ class Notifier:
         self._scrubber = scrubber or DEFAULT_SCRUBBER
         self._policy = ErrorPolicy(ignore_exceptions)
         options = self.options
+        destinations = tuple(destinations)
+        redact = redactor(destinations, self._scrubber)
         self._workers = tuple(
             DestinationWorker(
                 destination,
@@ -116,6 +118,7 @@ class Notifier:
                 timeout=options.timeout,
                 retries=options.retries,
                 on_idle=self.tick,
+                redact=redact,
             )
             for destination in destinations
         )
@@ -229,12 +232,7 @@ class Notifier:
             callsite = f"{record.pathname}:{record.funcName}:{record.lineno}"
             title = f"log:{record.name}"
             key = fingerprint(title, callsite, _route_key(request))
-            frame = {
-                "filename": short_path(record.pathname),
-                "function": record.funcName,
-                "lineno": record.lineno,
-                "context_line": "",
-            }
+            frame = callsite_frame(record.pathname, record.lineno, record.funcName)
             return self._submit(
                 key,
                 lambda repeats: build_report(

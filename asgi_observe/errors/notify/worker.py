@@ -42,6 +42,7 @@ class DestinationWorker:
         timeout: float,
         retries: int,
         on_idle: Callable[[], None] = lambda: None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.destination = destination
         self.limiter = RateLimiter(rate_limit)
@@ -49,6 +50,7 @@ class DestinationWorker:
         self._timeout = timeout
         self._retries = retries
         self._on_idle = on_idle
+        self._redact = redact or destination.redact
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending = 0  # queued or being sent
@@ -123,7 +125,8 @@ class DestinationWorker:
         self._log_failure(result)
 
     def _log_failure(self, result: Delivery) -> None:
-        key = (result.status, result.reason)
+        reason = self._redact(result.reason)
+        key = (result.status, reason)
         if key in self._logged or len(self._logged) >= _MAX_LOGGED_REASONS:
             return
         self._logged.add(key)
@@ -132,7 +135,7 @@ class DestinationWorker:
             "%s: a notification was not delivered (%s, %s); later failures like this one "
             "are counted, not logged",
             self.destination.label,
-            self.destination.redact(result.reason),
+            reason,
             how,
         )
 
