@@ -138,7 +138,7 @@ async def test_1000_concurrent_failures_of_one_error_give_one_message_and_one_su
     notifier = notifier_for(receiver, webhook=True)
     responses = await get_many(stack(notifier, span_capture), ["/orders/1"] * 1000)
     assert {500} == {r.status_code for r in responses}
-    time.sleep(0.3)  # anything sent by now was sent during the storm
+    await asyncio.sleep(0.3)  # anything sent by now was sent during the storm
     assert 3 == len(receiver.posted)  # one message on each of the three destinations
     assert notifier.force_flush(5000)  # the final tick sends the pending repeat count
 
@@ -154,7 +154,6 @@ async def test_1000_concurrent_failures_over_50_errors_hit_the_rate_limit_once(
     receiver: ChatReceiver, span_capture: Any
 ) -> None:
     notifier = notifier_for(receiver, webhook=True, rate_limit=20)
-    app = stack(notifier, span_capture)
     app_by_route = observe(
         failing_app,
         notify=notifier,
@@ -163,7 +162,6 @@ async def test_1000_concurrent_failures_over_50_errors_hit_the_rate_limit_once(
         tracer_provider=span_capture.provider,
         route_resolver=lambda scope: scope["path"],
     )
-    del app
     paths = [f"/orders/{n % 50}" for n in range(1000)]
     await get_many(app_by_route, paths)
     assert notifier.force_flush(5000)
@@ -292,7 +290,7 @@ async def test_shutdown_flushes_the_queue_before_answering_the_server(
     sent: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         for n in range(4):
             report_error(ValueError(f"late error {n}"), notifier=notifier)
@@ -433,4 +431,3 @@ async def test_5xx_without_exception_and_error_logs_when_asked(
     assert f"GET {ROUTE} answered 503 without raising an exception" == status["message"]
     logged = next(p for p in hooks if p["title"] == "ERROR logged by tests.app")
     assert "stock sync failed for sku-1" == logged["message"]
-    assert asyncio.iscoroutinefunction(app)
