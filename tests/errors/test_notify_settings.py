@@ -134,9 +134,9 @@ def test_a_bad_value_names_its_variable_at_startup(env: dict[str, str], named: s
 
 
 def test_a_bad_argument_names_the_argument() -> None:
-    with pytest.raises(ValueError, match="^rate_limit"):
+    with pytest.raises(ValueError, match=r"^rate_limit"):
         configure_notifications(environ=TELEGRAM, rate_limit=0)
-    with pytest.raises(ValueError, match="^telegram_chat_ids"):
+    with pytest.raises(ValueError, match=r"^telegram_chat_ids"):
         configure_notifications(environ=TELEGRAM, telegram_chat_ids="#general")
 
 
