@@ -63,10 +63,14 @@ class RequestContext:
             if isinstance(name, (bytes, bytearray)) and isinstance(value, (bytes, bytearray))
         )
         query = scope.get("query_string")
+        if status is None:
+            status = record.status
+        if status == 101:  # an accepted websocket: no status to speak of
+            status = None
         return RequestFacts(
             method=scope.get("method") or _websocket(scope),
             route=route,
-            status=status if status is not None else record.status,
+            status=status,
             request_id=record.request_id,
             trace_id=span_ids(span)[0],
             headers=headers,

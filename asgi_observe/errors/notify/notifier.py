@@ -153,7 +153,7 @@ class Notifier:
         request: RequestContext | None = None,
         status: int | None = None,
     ) -> bool:
-        """Notify about `exc` unless it is expected or was notified already; True if sent.
+        """Notify about `exc` unless it is expected or was notified already; True if queued.
 
         `request` defaults to the request NotifyMiddleware is serving in this context.
         """
@@ -304,13 +304,15 @@ class Notifier:
             return False  # counted as a repeat of the message already sent
         report = build(carried)
         self._dedup.remember(key, report)
-        self._dispatch(report, 1 + carried, now)
-        return True
+        return self._dispatch(report, 1 + carried, now)
 
-    def _dispatch(self, report: ErrorReport, occurrences: int, now: float) -> None:
+    def _dispatch(self, report: ErrorReport, occurrences: int, now: float) -> bool:
+        """Queue `report` for every destination its rate limit lets it through to."""
+        queued = False
         for worker in self._workers:
             if worker.limiter.acquire(now, occurrences):
-                worker.offer(report)
+                queued = worker.offer(report) or queued
+        return queued
 
     def tick(self, *, final: bool = False) -> None:
         """Send the repeat summaries of ended windows and the rate limits' suppressed counts.
@@ -363,6 +365,16 @@ class Notifier:
         ok = True
         for worker in self._workers:
             ok = worker.flush(deadline) and ok
+        return ok
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Flush (at most `timeout` seconds), then stop the sender threads; False on timeout.
+
+        For a notifier used without LifespanMiddleware; later notifications are dropped.
+        """
+        ok = self.force_flush(int(timeout * 1000))
+        for worker in self._workers:
+            worker.stop()
         return ok
 
     def stats(self) -> dict[str, dict[str, int]]:

@@ -55,13 +55,18 @@ class DestinationWorker:
         self._idle = threading.Condition(self._lock)
         self._pending = 0  # queued or being sent
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._deadline: float | None = None  # while flushing at shutdown
         self._logged: set[tuple[int | None, str]] = set()
         self.sent = self.failed = self.dropped = 0
 
     def offer(self, report: ErrorReport) -> bool:
-        """Queue `report`; False (and counted as dropped) when the queue is full."""
+        """Queue `report`; False (and counted as dropped) when the queue is full or the
+        worker was stopped."""
         with self._lock:
+            if self._stopped.is_set():
+                self.dropped += 1
+                return False
             try:
                 self._queue.put_nowait(report)
             except queue.Full:
@@ -86,7 +91,7 @@ class DestinationWorker:
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             try:
                 report = self._queue.get(timeout=_IDLE_SECONDS)
             except queue.Empty:
@@ -152,6 +157,10 @@ class DestinationWorker:
             finally:
                 self._deadline = None
         return True
+
+    def stop(self) -> None:
+        """End the thread after the message it is sending (within about a second)."""
+        self._stopped.set()
 
     @property
     def pending(self) -> int:
