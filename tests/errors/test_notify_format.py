@@ -155,3 +155,29 @@ def test_every_markup_fits_its_limit_and_telegram_html_stays_valid(
         text = render(value, markup, limit)
         assert utf16_length(text) <= limit
     parse_telegram(render(value, "telegram", TELEGRAM_LIMIT))
+
+
+def test_the_example_in_the_docs_is_what_a_report_renders_to() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
+    documented = page.read_text(encoding="utf-8").split("```text\n", 1)[1].split("```", 1)[0]
+    shown = report(
+        title="RuntimeError",
+        message="payment <42> & co failed: [Filtered] [Filtered]",
+        environment="production",
+        release="1.4.2",
+        method="POST",
+        request_id="7f0c3d8e9a1b4c2d",
+        repeats=12,
+        context=(("order", "42"),),
+        frames=(
+            Frame(
+                "app/payments.py",
+                88,
+                "charge",
+                'raise RuntimeError(f"payment <{order}> & co failed: {auth} {password}")',
+            ),
+        ),
+    )
+    assert documented.rstrip("\n") == render(shown, "plain", 4096)
