@@ -109,3 +109,17 @@ def test_our_own_log_records_never_cause_a_notification(receiver: ChatReceiver) 
         logger.removeHandler(handler)
     assert notifier.force_flush(2000)
     assert [] == receiver.posted
+
+
+def test_the_log_handler_is_installed_once_per_logger(receiver: ChatReceiver) -> None:
+    from asgi_observe.errors.notify import install_log_handler
+
+    logger = logging.getLogger("tests.notify.install")
+    first, second = notifier_for(receiver), notifier_for(receiver)
+    try:
+        assert install_log_handler(first, logger) is install_log_handler(first, logger)
+        install_log_handler(second, logger)
+        assert [second] == [h.notifier for h in logger.handlers if isinstance(h, NotifyLogHandler)]
+    finally:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)

@@ -33,6 +33,7 @@ MAX_FRAMES = 5
 MAX_MESSAGE = 2000
 MAX_CONTEXT_ITEMS = 20
 _MAX_VARIABLES = 64
+_MAX_TEXT = 4096
 _MAX_CONTAINER = 200  # a local container with more items is left out of secret detection
 _TRACEBACK_DEPTH = 256
 _FILTERED = "[Filtered]"
@@ -98,7 +99,8 @@ def _variables(local_vars: Mapping[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for name, value in list(local_vars.items())[:_MAX_VARIABLES]:
         if isinstance(value, (str, bytes)):
-            kept[name] = value
+            if len(value) <= _MAX_TEXT:  # longer values are not taken for secrets
+                kept[name] = value
         elif isinstance(value, (Mapping, list, tuple)):
             try:
                 if len(value) <= _MAX_CONTAINER:

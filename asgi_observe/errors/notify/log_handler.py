@@ -35,11 +35,17 @@ class NotifyLogHandler(logging.Handler):
 def install_log_handler(
     notifier: Notifier, logger: logging.Logger | None = None
 ) -> NotifyLogHandler:
-    """Add a `NotifyLogHandler` for `notifier` to `logger` (the root logger), once."""
+    """Add a `NotifyLogHandler` for `notifier` to `logger` (the root logger), once.
+
+    A handler of another notifier is replaced: calling observe() again (an app factory,
+    a test) must not make every log record notify twice.
+    """
     target = logger if logger is not None else logging.getLogger()
-    for handler in target.handlers:
-        if isinstance(handler, NotifyLogHandler) and handler.notifier is notifier:
-            return handler
+    for handler in list(target.handlers):
+        if isinstance(handler, NotifyLogHandler):
+            if handler.notifier is notifier:
+                return handler
+            target.removeHandler(handler)
     handler = NotifyLogHandler(notifier)
     target.addHandler(handler)
     return handler
