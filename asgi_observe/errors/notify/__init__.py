@@ -17,7 +17,8 @@ from asgi_observe.errors.notify.destinations import (
 from asgi_observe.errors.notify.fingerprint import exception_fingerprint, fingerprint
 from asgi_observe.errors.notify.log_handler import NotifyLogHandler, install_log_handler
 from asgi_observe.errors.notify.middleware import NotifyMiddleware
-from asgi_observe.errors.notify.notifier import EVENTS, Notifier, NotifyOptions
+from asgi_observe.errors.notify.notifier import Notifier
+from asgi_observe.errors.notify.options import EVENTS, NotifyOptions
 from asgi_observe.errors.notify.report import ErrorReport, Frame
 from asgi_observe.errors.notify.reporting import get_notifier, report_error, set_notifier
 

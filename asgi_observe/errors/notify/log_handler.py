@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from asgi_observe.errors.notify.notifier import Notifier, already_notified
+from asgi_observe.errors.notify.marks import already_notified
+from asgi_observe.errors.notify.notifier import Notifier
 
 __all__ = ["NotifyLogHandler", "install_log_handler"]
 

@@ -7,75 +7,25 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from asgi_observe.errors.notify.collect import Identity, build_report, callsite_frame
 from asgi_observe.errors.notify.context import RequestContext, current_request
 from asgi_observe.errors.notify.dedup import Deduplicator
 from asgi_observe.errors.notify.destinations import Destination, redactor
-from asgi_observe.errors.notify.fingerprint import (
-    error_type_name,
-    fingerprint,
-    frame_name,
-    in_app_frame,
-)
-from asgi_observe.errors.notify.report import LEVELS, ErrorReport
+from asgi_observe.errors.notify.marks import already_notified, mark_notified
+from asgi_observe.errors.notify.options import NotifyOptions
+from asgi_observe.errors.notify.report import ErrorReport
+from asgi_observe.errors.notify.sources import Pending, ReportSources, log_level
 from asgi_observe.errors.notify.worker import DestinationWorker
 from asgi_observe.errors.sentry_policy import ErrorPolicy
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
 
-__all__ = ["EVENTS", "Notifier", "NotifyOptions", "already_notified"]
+__all__ = ["Notifier"]
 
 _logger = logging.getLogger("asgi_observe.notify")
 
-EVENTS = frozenset({"exceptions", "5xx", "logs", "mcp"})
-"""What can cause a notification: unhandled exceptions, 5xx responses without one, log
-records at ERROR and above, MCP tool failures."""
 _TICK_SECONDS = 1.0
-_MAX_CHAIN = 16
-_NOTIFIED_MARK = "_asgi_observe_notified"
-
-
-@dataclass(frozen=True)
-class NotifyOptions:
-    """How a `Notifier` behaves; see docs/notifications.md. Since 0.1.0.
-
-    Attributes:
-        identity: service, environment, release and trace link template in messages.
-        events: which of `EVENTS` cause a notification.
-        dedup_window: seconds during which one fingerprint gives one message (0: off).
-        rate_limit: messages a minute per destination, then one "N more suppressed".
-        queue_size: messages waiting per destination; beyond, new ones are dropped.
-        timeout: seconds one HTTP request may take.
-        retries: further attempts after a network error, a 5xx or a 429.
-        max_fingerprints: fingerprints remembered for deduplication.
-    """
-
-    identity: Identity = field(default_factory=Identity)
-    events: frozenset[str] = frozenset({"exceptions"})
-    dedup_window: float = 300.0
-    rate_limit: int = 20
-    queue_size: int = 100
-    timeout: float = 5.0
-    retries: int = 3
-    max_fingerprints: int = 1024
-
-    def __post_init__(self) -> None:
-        unknown = set(self.events) - EVENTS
-        if unknown:
-            raise ValueError(f"events: unknown {sorted(unknown)} (supported: {sorted(EVENTS)})")
-        for name in ("dedup_window", "timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0")
-        for name in ("rate_limit", "queue_size", "max_fingerprints"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError("retries must be an integer >= 0")
 
 
 class Notifier:
@@ -124,6 +74,7 @@ class Notifier:
         )
         if not self._workers:
             raise ValueError("a Notifier needs at least one destination")
+        self._sources = ReportSources(options.identity, self._scrubber)
         self._dedup = Deduplicator(options.dedup_window, options.max_fingerprints)
         self._tick_lock = threading.Lock()
         self._next_tick = 0.0
@@ -161,29 +112,11 @@ class Notifier:
             if self._policy.is_expected(exc) or already_notified(exc):
                 return False
             mark_notified(exc)
-            request = request if request is not None else current_request()
-            if request is not None:
-                request.notified = True
-            frame = in_app_frame(exc.__traceback__)
-            title = error_type_name(type(exc))
-            key = fingerprint(title, frame_name(frame) if frame else None, _route_key(request))
-
-            def build(repeats: int) -> ErrorReport:
-                return build_report(
-                    kind=kind,
-                    title=title,
-                    message=_safe_str(exc),
-                    level=_level(level),
-                    fingerprint=key,
-                    identity=self.options.identity,
-                    scrubber=self._scrubber,
-                    exc=exc,
-                    request=request.facts(status) if request is not None else None,
-                    context=context,
-                    repeats=repeats,
-                )
-
-            return self._submit(key, build)
+            request = self._claim(request)
+            pending = self._sources.exception(
+                exc, kind=kind, level=level, context=context, request=request, status=status
+            )
+            return self._submit(pending)
         except Exception:
             self._fault()
             return False
@@ -191,27 +124,8 @@ class Notifier:
     def notify_status(self, request: RequestContext, status: int) -> bool:
         """Notify about a 5xx response for which no exception was seen."""
         try:
-            request.notified = True
-            title = f"HTTP {status}"
-            key = fingerprint(title, None, _route_key(request))
-            facts = request.facts(status)
-            path = facts.route or request.scope.get("path")
-            target = " ".join(part for part in (facts.method, path) if part)
-            message = f"{target} answered {status} without raising an exception"
-            return self._submit(
-                key,
-                lambda repeats: build_report(
-                    kind="status",
-                    title=title,
-                    message=message,
-                    level="error",
-                    fingerprint=key,
-                    identity=self.options.identity,
-                    scrubber=self._scrubber,
-                    request=facts,
-                    repeats=repeats,
-                ),
-            )
+            self._claim(request)
+            return self._submit(self._sources.status(request, status))
         except Exception:
             self._fault()
             return False
@@ -219,35 +133,13 @@ class Notifier:
     def notify_log(self, record: logging.LogRecord) -> bool:
         """Notify about a log record (the log handler calls this for ERROR and above)."""
         try:
-            level = "critical" if record.levelno >= logging.CRITICAL else "error"
             exc = record.exc_info[1] if record.exc_info else None
-            text = record.getMessage()
             if exc is not None:
+                context = {"log": f"{record.name}: {record.getMessage()}"}
                 return self.notify_exception(
-                    exc, kind="log", level=level, context={"log": f"{record.name}: {text}"}
+                    exc, kind="log", level=log_level(record), context=context
                 )
-            request = current_request()
-            if request is not None:
-                request.notified = True
-            callsite = f"{record.pathname}:{record.funcName}:{record.lineno}"
-            title = f"log:{record.name}"
-            key = fingerprint(title, callsite, _route_key(request))
-            frame = callsite_frame(record.pathname, record.lineno, record.funcName)
-            return self._submit(
-                key,
-                lambda repeats: build_report(
-                    kind="log",
-                    title=f"{record.levelname} logged by {record.name}",
-                    message=text,
-                    level=level,
-                    fingerprint=key,
-                    identity=self.options.identity,
-                    scrubber=self._scrubber,
-                    request=request.facts() if request is not None else None,
-                    frames=[frame],
-                    repeats=repeats,
-                ),
-            )
+            return self._submit(self._sources.log_record(record, self._claim(None)))
         except Exception:
             self._fault()
             return False
@@ -269,41 +161,33 @@ class Notifier:
         like every other notification.
         """
         try:
-            request = current_request()
-            if request is not None:
-                request.notified = True
-            key = fingerprint(f"{kind}:{title}", where, _route_key(request))
-            return self._submit(
-                key,
-                lambda repeats: build_report(
-                    kind=kind,
-                    title=title,
-                    message=message,
-                    level=_level(level),
-                    fingerprint=key,
-                    identity=self.options.identity,
-                    scrubber=self._scrubber,
-                    request=request.facts() if request is not None else None,
-                    frames=[],
-                    context=context,
-                    repeats=repeats,
-                ),
-            )
+            pending = self._sources.failure(
+                kind, title, message, where=where, level=level, context=context,
+                request=self._claim(None),
+            )  # fmt: skip
+            return self._submit(pending)
         except Exception:
             self._fault()
             return False
 
+    def _claim(self, request: RequestContext | None) -> RequestContext | None:
+        # One message per request: once anything was notified, its 5xx is not.
+        request = request if request is not None else current_request()
+        if request is not None:
+            request.notified = True
+        return request
+
     # --- deduplication, rate limit, delivery ----------------------------------------
 
-    def _submit(self, key: str, build: Callable[[int], ErrorReport]) -> bool:
+    def _submit(self, pending: Pending) -> bool:
         now = time.monotonic()
         if now >= self._next_tick:
             self.tick()
-        admitted, carried = self._dedup.admit(key, now)
+        admitted, carried = self._dedup.admit(pending.key, now)
         if not admitted:
             return False  # counted as a repeat of the message already sent
-        report = build(carried)
-        self._dedup.remember(key, report)
+        report = pending.build(carried)
+        self._dedup.remember(pending.key, report)
         return self._dispatch(report, 1 + carried, now)
 
     def _dispatch(self, report: ErrorReport, occurrences: int, now: float) -> bool:
@@ -395,38 +279,3 @@ class Notifier:
         self._build_failures += 1
         if self._build_failures == 1:
             _logger.error("asgi_observe could not build an error notification")
-
-
-def _route_key(request: RequestContext | None) -> str | None:
-    return request.route_key() if request is not None else None
-
-
-def _level(level: str) -> str:
-    return level if level in LEVELS else "error"
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return f"<{type(exc).__name__}: str() failed>"
-
-
-def mark_notified(exc: BaseException) -> None:
-    with contextlib.suppress(Exception):  # an exception class that refuses attributes
-        setattr(exc, _NOTIFIED_MARK, True)
-
-
-def already_notified(exc: BaseException) -> bool:
-    """The exception, or one it was raised from (``raise ... from``), was notified already.
-
-    An exception raised while *handling* a notified one is a new error and is notified.
-    """
-    seen: BaseException | None = exc
-    for _ in range(_MAX_CHAIN):
-        if seen is None:
-            return False
-        if getattr(seen, _NOTIFIED_MARK, False) is True:
-            return True
-        seen = seen.__cause__
-    return False

@@ -23,7 +23,7 @@ from asgi_observe.errors.notify.destinations import (
     TelegramDestination,
     WebhookDestination,
 )
-from asgi_observe.errors.notify.notifier import EVENTS, NotifyOptions
+from asgi_observe.errors.notify.options import EVENTS, NotifyOptions
 
 __all__ = ["VARIABLES", "NotifySettings", "read_notify_settings"]
 
