@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from chat_receiver import TOKEN, ChatReceiver, chat_receiver, closed_port_url
-from e2e.e2e_harness import BIN_DIR, clean_env, free_port
+from e2e.e2e_harness import BIN_DIR, LOOPBACK, clean_env, free_port, http_ready, running
 
 pytestmark = pytest.mark.e2e
 
@@ -86,3 +90,52 @@ def test_run_refuses_a_bad_notification_variable_at_startup() -> None:
     )  # fmt: skip
     assert 2 == result.returncode
     assert "ASGI_OBSERVE_NOTIFY_RATE_LIMIT='lots'" in result.stderr
+
+
+FAILING_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/boom":
+        raise ZeroDivisionError("division by zero in the ledger")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+"""
+
+
+def test_run_notifies_and_sends_the_repeat_count_at_shutdown(
+    tmp_path: Path, receiver: ChatReceiver
+) -> None:
+    """A real uvicorn under `asgi-observe run`: five failures give one message at once, and
+    SIGTERM's lifespan shutdown flushes the summary of the other four."""
+    (tmp_path / "failing_app.py").write_text(textwrap.dedent(FAILING_APP))
+    port = free_port()
+    env = {
+        "ASGI_OBSERVE_TELEGRAM_BOT_TOKEN": TOKEN,
+        "ASGI_OBSERVE_TELEGRAM_CHAT_IDS": "-100999",
+        "ASGI_OBSERVE_TELEGRAM_API_URL": receiver.url,
+        "OTEL_SERVICE_NAME": "ledger",
+    }
+    argv = [
+        str(BIN_DIR / "asgi-observe"), "run", "failing_app:app", "--app-dir", str(tmp_path),
+        "--port", str(port),
+    ]  # fmt: skip
+    with running(
+        argv,
+        log_path=tmp_path / "server.log",
+        env=clean_env(env),
+        ready=http_ready("/hello", status=200),
+        base_url=f"http://{LOOPBACK}:{port}",
+    ) as server:
+        statuses = [httpx.get(f"{server.base_url}/boom").status_code for _ in range(5)]
+        receiver.wait_for(1)
+        server.popen.send_signal(signal.SIGTERM)
+        server.popen.wait(timeout=20)
+        output = server.output()
+
+    assert [500] * 5 == statuses
+    first, summary = receiver.texts()
+    assert first.startswith("🔴 <b>ZeroDivisionError</b> in ledger")
+    assert "division by zero in the ledger" in first
+    assert "repeated 4 more times" in summary
+    assert TOKEN not in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -431,3 +432,33 @@ async def test_5xx_without_exception_and_error_logs_when_asked(
     assert f"GET {ROUTE} answered 503 without raising an exception" == status["message"]
     logged = next(p for p in hooks if p["title"] == "ERROR logged by tests.app")
     assert "stock sync failed for sku-1" == logged["message"]
+
+
+def fail_and_report(exc: Exception, notifier: Notifier) -> None:
+    try:
+        raise exc
+    except Exception as caught:
+        report_error(caught, notifier=notifier)
+
+
+def test_counts_stay_exact_when_1000_errors_come_from_16_threads(receiver: ChatReceiver) -> None:
+    """report_error from worker threads (sync handlers run in a thread pool)."""
+    notifier = notifier_for(receiver, webhook=True, rate_limit=5)
+    errors = [ValueError, KeyError, TypeError, OSError, LookupError, ArithmeticError, EOFError]
+    barrier = threading.Barrier(16)
+
+    def work(worker: int) -> None:
+        barrier.wait()
+        for n in range(worker, 1000, 16):
+            fail_and_report(errors[n % len(errors)](n), notifier)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert notifier.force_flush(5000)
+    hooks = by_path(receiver, "/hook")
+    assert 1000 == counted(hooks)
+    assert 5 == sum(p["kind"] == "manual" for p in hooks)
+    assert "suppressed" == hooks[-1]["kind"]
