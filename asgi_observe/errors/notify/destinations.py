@@ -221,7 +221,8 @@ Destination = TelegramDestination | SlackDestination | DiscordDestination | Webh
 def redactor(destinations: Iterable[Destination], scrubber: Scrubber) -> Callable[[str], str]:
     """Redact text we log from a destination's answer: it is untrusted and may repeat any
     destination's token or URL, or hold a ``token=...`` of its own."""
-    secrets = sorted({s for d in destinations for s in d._secrets if s}, key=len, reverse=True)
+    found = {s for d in destinations for s in getattr(d, "_secrets", ()) if s}
+    secrets = sorted(found, key=len, reverse=True)
 
     def redact(text: str) -> str:
         for secret in secrets:

@@ -52,6 +52,8 @@ class Notifier:
         scrubber: Scrubber | None = None,
         ignore_exceptions: Iterable[type[BaseException]] = (),
     ) -> None:
+        if options is not None and not isinstance(options, NotifyOptions):
+            raise TypeError("options must be a NotifyOptions")
         self.options = options or NotifyOptions()
         if scrubber is not None and not isinstance(scrubber, Scrubber):
             raise TypeError("scrubber must be an asgi_observe.scrub.Scrubber")
@@ -59,6 +61,9 @@ class Notifier:
         self._policy = ErrorPolicy(ignore_exceptions)
         options = self.options
         destinations = tuple(destinations)
+        for destination in destinations:
+            if not callable(getattr(destination, "outgoing", None)):
+                raise TypeError(f"not a notification destination: {type(destination).__name__}")
         redact = redactor(destinations, self._scrubber)
         self._workers = tuple(
             DestinationWorker(
