@@ -268,6 +268,7 @@ async def test_a_dead_destination_costs_the_requests_nothing(
     assert statistics.median(notified) < statistics.median(base) * 1.5 + 0.002
     assert max(notified) < 0.5  # far below the 3 s each send may wait
     assert 0 == notifier.stats()[notifier.destinations[0].label]["sent"]
+    notifier.close(0)
 
 
 async def test_a_full_queue_drops_and_counts(receiver: ChatReceiver) -> None:
@@ -281,6 +282,7 @@ async def test_a_full_queue_drops_and_counts(receiver: ChatReceiver) -> None:
     stats = notifier.stats()["slack webhook (127.0.0.1)"]
     assert 50 == stats["dropped"] + stats["pending"]
     assert stats["pending"] <= 6  # the queue, and the one being sent
+    notifier.close(0)
 
 
 async def test_shutdown_flushes_the_queue_before_answering_the_server(
@@ -323,6 +325,7 @@ async def test_shutdown_flush_stays_within_its_bound_when_the_destination_hangs(
     start = time.monotonic()
     assert False is notifier.force_flush(500)
     assert time.monotonic() - start < 1.0
+    notifier.close(0)
 
 
 async def test_no_planted_secret_or_token_reaches_a_chat_a_log_line_or_a_repr(

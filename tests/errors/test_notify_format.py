@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from asgi_observe.errors.notify.destinations import DISCORD_LIMIT, TELEGRAM_LIMIT
@@ -139,6 +139,7 @@ def test_a_long_telegram_message_is_cut_at_4096_and_keeps_the_innermost_frame() 
     assert "🔴 ValueError in checkout" in shown
 
 
+@settings(deadline=None, max_examples=60)  # big inputs, on a shared machine
 @given(
     message=st.text(max_size=6000),
     title=st.text(min_size=1, max_size=400),

@@ -95,6 +95,7 @@ async def test_spans_and_notifications_share_one_flush_bound(receiver: ChatRecei
         sent, took = await run_lifespan(app)
     finally:
         exporter.release.set()
+        notifier.close(0)
     assert ["lifespan.startup.complete", "lifespan.shutdown.complete"] == sent
     assert 0.9 < took < 1.8
 

@@ -130,6 +130,8 @@ class DestinationWorker:
         self._log_failure(result)
 
     def _log_failure(self, result: Delivery) -> None:
+        if self._stopped.is_set():
+            return  # closed: the failure is counted, the application has moved on
         reason = self._redact(result.reason)
         key = (result.status, reason)
         if key in self._logged or len(self._logged) >= _MAX_LOGGED_REASONS:
@@ -155,12 +157,15 @@ class DestinationWorker:
                         return False
                     self._idle.wait(remaining)
             finally:
-                self._deadline = None
+                if not self._stopped.is_set():
+                    self._deadline = None
         return True
 
     def stop(self) -> None:
-        """End the thread after the message it is sending (within about a second)."""
+        """End the thread: the message being sent gets no further retry, and nothing more
+        is logged."""
         self._stopped.set()
+        self._deadline = time.monotonic()
 
     @property
     def pending(self) -> int:
