@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
@@ -110,7 +111,9 @@ def _variables(local_vars: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+@lru_cache(maxsize=512)
 def short_path(filename: str) -> str:
+    """A path as shown: inside site-packages, or relative to the working directory."""
     for marker in ("site-packages", "dist-packages"):
         _, found, rest = filename.rpartition(f"{os.sep}{marker}{os.sep}")
         if found:

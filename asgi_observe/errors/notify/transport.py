@@ -25,6 +25,9 @@ MAX_RETRY_AFTER = 120.0
 """A destination asking to wait longer than this (seconds) loses the message instead."""
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
+# Our own generator: sender threads must not draw from (or reseed) the global one the
+# application and its tests use.
+_jitter = random.Random()
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -132,7 +135,7 @@ def deliver(
 def backoff(attempt: int) -> float:
     """Seconds before retry `attempt` (1-based): 0.5, 1, 2, ... capped, with half of it jittered."""
     ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return ceiling / 2 + _jitter.uniform(0, ceiling / 2)
 
 
 def network_reason(exc: BaseException, timeout: float) -> str:
