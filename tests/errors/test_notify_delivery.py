@@ -311,6 +311,7 @@ async def test_a_full_queue_drops_and_counts(receiver: ChatReceiver) -> None:
     )
     for n in range(50):
         report_error(ValueError(n), notifier=notifier)
+    assert False is notifier.force_flush(300)  # builds done; the destination never answers
     stats = notifier.stats()["slack webhook (127.0.0.1)"]
     assert 50 == stats["dropped"] + stats["pending"]
     assert stats["pending"] <= 6  # the queue, and the one being sent

@@ -20,6 +20,7 @@ _OWN_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 _MAX_FRAMES = 256  # deeper tracebacks are walked this far only
 
 
+@lru_cache(maxsize=4096)  # pure: a storm of one error hashes it once
 def fingerprint(error_type: str, frame: str | None, route: str | None) -> str:
     """A short stable hex id for (error type, innermost in-app frame, route).
 

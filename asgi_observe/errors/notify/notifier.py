@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from asgi_observe.errors.notify.builder import Builder
 from asgi_observe.errors.notify.context import RequestContext, current_request
 from asgi_observe.errors.notify.dedup import Deduplicator
 from asgi_observe.errors.notify.destinations import Destination, redactor
 from asgi_observe.errors.notify.marks import already_notified, mark_notified
 from asgi_observe.errors.notify.options import NotifyOptions
 from asgi_observe.errors.notify.report import ErrorReport
-from asgi_observe.errors.notify.sources import Pending, ReportSources, log_level
+from asgi_observe.errors.notify.sources import Build, Pending, ReportSources, log_level
 from asgi_observe.errors.notify.worker import DestinationWorker
 from asgi_observe.errors.sentry_policy import ErrorPolicy
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
@@ -31,9 +32,10 @@ _TICK_SECONDS = 1.0
 class Notifier:
     """Turns errors into chat messages: fingerprinted, deduplicated, scrubbed, rate limited.
 
-    Every ``notify_*`` method is cheap for a repeat (a fingerprint and a counter), never
-    blocks on the network and never raises; the message is built only when it will be
-    sent, and sent by one background thread per destination.
+    Every ``notify_*`` method is cheap (a fingerprint, a counter, a few facts of the
+    request), never blocks on the network and never raises. When deduplication lets an
+    error through, its message is built and scrubbed by a background thread, and sent by
+    one background thread per destination.
 
     Args:
         destinations: where messages go (`TelegramDestination`, `SlackDestination`, ...).
@@ -80,6 +82,7 @@ class Notifier:
         if not self._workers:
             raise ValueError("a Notifier needs at least one destination")
         self._sources = ReportSources(options.identity, self._scrubber)
+        self._builder = Builder(options.queue_size)
         self._dedup = Deduplicator(options.dedup_window, options.max_fingerprints)
         self._tick_lock = threading.Lock()
         self._next_tick = 0.0
@@ -191,9 +194,27 @@ class Notifier:
         admitted, carried = self._dedup.admit(pending.key, now)
         if not admitted:
             return False  # counted as a repeat of the message already sent
-        report = pending.build(carried)
-        self._dedup.remember(pending.key, report)
-        return self._dispatch(report, 1 + carried, now)
+        occurrences = 1 + carried
+        workers = [w for w in self._workers if w.limiter.acquire(now, occurrences)]
+        build = pending.prepare()
+        # Built even when every rate limit refused it: its repeat summary needs it.
+        if not self._builder.submit(lambda: self._built(pending.key, build, carried, workers)):
+            for worker in workers:  # lost for every destination it was going to
+                worker.count_dropped()
+            return False
+        return bool(workers)
+
+    def _built(
+        self, key: str, build: Build, carried: int, workers: list[DestinationWorker]
+    ) -> None:
+        try:
+            report = build(carried)
+        except Exception:
+            self._fault()
+            return
+        self._dedup.remember(key, report)
+        for worker in workers:
+            worker.offer(report)
 
     def _dispatch(self, report: ErrorReport, occurrences: int, now: float) -> bool:
         """Queue `report` for every destination its rate limit lets it through to."""
@@ -249,9 +270,9 @@ class Notifier:
         Called by LifespanMiddleware at shutdown, within the same bound as the spans.
         """
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+        ok = self._builder.flush(deadline)  # first: summaries need the reports built
         with contextlib.suppress(Exception):
             self.tick(final=True)
-        ok = True
         for worker in self._workers:
             ok = worker.flush(deadline) and ok
         return ok
@@ -262,6 +283,7 @@ class Notifier:
         For a notifier used without LifespanMiddleware; later notifications are dropped.
         """
         ok = self.force_flush(int(timeout * 1000))
+        self._builder.stop()
         for worker in self._workers:
             worker.stop()
         return ok

@@ -1,7 +1,10 @@
 """What each cause of a notification contributes: its fingerprint, and how its report is built.
 
-A report is built only when deduplication lets the occurrence through, so each function
-returns the fingerprint at once and the building as a function of the repeat count.
+A report is built only when deduplication lets the occurrence through, and then on the
+builder's thread (builder.py), so each function returns the fingerprint at once and the
+building as a function of the repeat count. What can change once the request moves on, or
+exists only in its context (the status, the route, the trace id, the message text), is read
+now; the traceback and its variables stay as they were.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from opentelemetry import trace
+
+from asgi_observe._core.span_ids import span_ids
 from asgi_observe.errors.notify.collect import Identity, build_report, callsite_frame
-from asgi_observe.errors.notify.context import RequestContext
+from asgi_observe.errors.notify.context import RequestContext, RequestFacts
 from asgi_observe.errors.notify.fingerprint import (
     error_type_name,
     fingerprint,
@@ -24,9 +30,17 @@ from asgi_observe.scrub.scrubber import Scrubber
 __all__ = ["Pending", "ReportSources"]
 
 
+Build = Callable[[int], ErrorReport]
+"""Builds the report, given the repeats carried from an ended window (builder's thread)."""
+
+
 class Pending(NamedTuple):
+    """One occurrence: its fingerprint, and `prepare`, called on the request's thread only
+    when deduplication admits it, which reads the facts that will not last and returns
+    the `Build`."""
+
     key: str
-    build: Callable[[int], ErrorReport]  # repeats carried from an ended window -> report
+    prepare: Callable[[], Build]
 
 
 class ReportSources:
@@ -37,6 +51,20 @@ class ReportSources:
     def __init__(self, identity: Identity, scrubber: Scrubber) -> None:
         self.identity = identity
         self.scrubber = scrubber
+
+    def _build(self, kind: str, title: str, key: str, **facts: Any) -> Build:
+        def build(repeats: int) -> ErrorReport:
+            return build_report(
+                kind=kind,
+                title=title,
+                fingerprint=key,
+                identity=self.identity,
+                scrubber=self.scrubber,
+                repeats=repeats,
+                **facts,
+            )
+
+        return build
 
     def exception(
         self,
@@ -52,67 +80,43 @@ class ReportSources:
         title = error_type_name(type(exc))
         key = fingerprint(title, frame_name(frame) if frame else None, _route_key(request))
 
-        def build(repeats: int) -> ErrorReport:
-            return build_report(
-                kind=kind,
-                title=title,
-                message=_safe_str(exc),
-                level=_level(level),
-                fingerprint=key,
-                identity=self.identity,
-                scrubber=self.scrubber,
-                exc=exc,
-                request=request.facts(status) if request is not None else None,
-                context=context,
-                repeats=repeats,
-            )
+        def prepare() -> Build:
+            return self._build(
+                kind, title, key,
+                message=_safe_str(exc), level=_level(level), exc=exc,
+                request=_facts(request, status), context=dict(context) if context else None,
+            )  # fmt: skip
 
-        return Pending(key, build)
+        return Pending(key, prepare)
 
     def status(self, request: RequestContext, status: int) -> Pending:
         title = f"HTTP {status}"
         key = fingerprint(title, None, _route_key(request))
-        facts = request.facts(status)
-        path = facts.route or request.scope.get("path")
-        target = " ".join(part for part in (facts.method, path) if part)
 
-        def build(repeats: int) -> ErrorReport:
-            return build_report(
-                kind="status",
-                title=title,
-                message=f"{target} answered {status} without raising an exception",
-                level="error",
-                fingerprint=key,
-                identity=self.identity,
-                scrubber=self.scrubber,
-                request=facts,
-                repeats=repeats,
-            )
+        def prepare() -> Build:
+            facts = request.facts(status)
+            path = facts.route or request.scope.get("path")
+            target = " ".join(part for part in (facts.method, path) if part)
+            message = f"{target} answered {status} without raising an exception"
+            return self._build("status", title, key, message=message, level="error", request=facts)
 
-        return Pending(key, build)
+        return Pending(key, prepare)
 
     def log_record(self, record: logging.LogRecord, request: RequestContext | None) -> Pending:
         """A record without an exception (one with an exception is an `exception`)."""
         callsite = f"{record.pathname}:{record.funcName}:{record.lineno}"
         key = fingerprint(f"log:{record.name}", callsite, _route_key(request))
-        # Found now, while the logging call is still on the stack.
-        frame = callsite_frame(record.pathname, record.lineno, record.funcName)
 
-        def build(repeats: int) -> ErrorReport:
-            return build_report(
-                kind="log",
-                title=f"{record.levelname} logged by {record.name}",
-                message=record.getMessage(),
-                level=log_level(record),
-                fingerprint=key,
-                identity=self.identity,
-                scrubber=self.scrubber,
-                request=request.facts() if request is not None else None,
-                frames=[frame],
-                repeats=repeats,
-            )
+        def prepare() -> Build:
+            # While the logging call is still on the stack: its frame holds the variables.
+            frame = callsite_frame(record.pathname, record.lineno, record.funcName)
+            return self._build(
+                "log", f"{record.levelname} logged by {record.name}", key,
+                message=record.getMessage(), level=log_level(record),
+                request=_facts(request, None), frames=[frame],
+            )  # fmt: skip
 
-        return Pending(key, build)
+        return Pending(key, prepare)
 
     def failure(
         self,
@@ -127,26 +131,24 @@ class ReportSources:
     ) -> Pending:
         key = fingerprint(f"{kind}:{title}", where, _route_key(request))
 
-        def build(repeats: int) -> ErrorReport:
-            return build_report(
-                kind=kind,
-                title=title,
-                message=message,
-                level=_level(level),
-                fingerprint=key,
-                identity=self.identity,
-                scrubber=self.scrubber,
-                request=request.facts() if request is not None else None,
-                frames=[],
-                context=context,
-                repeats=repeats,
-            )
+        def prepare() -> Build:
+            return self._build(
+                kind, title, key,
+                message=message, level=_level(level), request=_facts(request, None),
+                frames=[], context=dict(context) if context else None,
+            )  # fmt: skip
 
-        return Pending(key, build)
+        return Pending(key, prepare)
 
 
 def log_level(record: logging.LogRecord) -> str:
     return "critical" if record.levelno >= logging.CRITICAL else "error"
+
+
+def _facts(request: RequestContext | None, status: int | None) -> RequestFacts:
+    if request is not None:
+        return request.facts(status)
+    return RequestFacts(trace_id=span_ids(trace.get_current_span())[0])  # outside a request
 
 
 def _route_key(request: RequestContext | None) -> str | None:

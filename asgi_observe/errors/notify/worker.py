@@ -83,6 +83,11 @@ class DestinationWorker:
             )
         return False
 
+    def count_dropped(self) -> None:
+        """A message for this destination was dropped before it reached the queue."""
+        with self._lock:
+            self.dropped += 1
+
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
