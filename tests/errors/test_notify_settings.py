@@ -12,8 +12,11 @@ from notify_helpers import clean_globals
 
 from asgi_observe import observe
 from asgi_observe.errors.notify import (
+    DiscordDestination,
     NotifyMiddleware,
+    SlackDestination,
     TelegramDestination,
+    WebhookDestination,
     configure_notifications,
     get_notifier,
 )
@@ -181,3 +184,19 @@ def test_reprs_never_show_a_secret() -> None:
     )
     shown = repr(settings) + "".join(repr(d) for d in settings.destinations())
     assert TOKEN not in shown and "SEKRIT" not in shown
+
+
+@pytest.mark.parametrize(
+    ("build", "secret"),
+    [
+        (lambda: TelegramDestination("12345:has spaces SECRET", 1), "SECRET"),
+        (lambda: TelegramDestination(TOKEN, 1, api_url="ftp://api/"), TOKEN),
+        (lambda: SlackDestination("hooks.slack.com/services/SECRET"), "SECRET"),
+        (lambda: DiscordDestination("discord.com/api/webhooks/1/SECRET"), "SECRET"),
+        (lambda: WebhookDestination("//example/SECRET"), "SECRET"),
+    ],
+)
+def test_a_bad_destination_error_never_repeats_the_secret(build: Any, secret: str) -> None:
+    with pytest.raises(ValueError) as info:
+        build()
+    assert secret not in str(info.value) and secret not in repr(info.value)
