@@ -222,7 +222,7 @@ async def test_other_4xx_is_not_retried_and_logged_once(
             report_error(exc, notifier=notifier)
         assert notifier.force_flush(5000)
     assert 3 == len(receiver.posted)  # one attempt each
-    warnings = [r.getMessage() for r in caplog.records if r.name == "asgi_observe.notify"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "asgi_observe.errors.notify"]
     assert 1 == len(warnings)
     assert "HTTP 400: Bad Request: chat not found (check the chat id" in warnings[0]
     assert "not retried" in warnings[0]

@@ -101,7 +101,7 @@ def test_ignored_types_and_http_4xx_exceptions_are_never_notified(receiver: Chat
 def test_our_own_log_records_never_cause_a_notification(receiver: ChatReceiver) -> None:
     notifier = notifier_for(receiver, only="slack", events=frozenset({"logs"}))
     handler = NotifyLogHandler(notifier)
-    logger = logging.getLogger("asgi_observe.notify")
+    logger = logging.getLogger("asgi_observe.errors.notify")
     logger.addHandler(handler)
     try:
         logger.error("a notification was not delivered")

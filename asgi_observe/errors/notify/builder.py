@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 __all__ = ["Builder"]
 
-_logger = logging.getLogger("asgi_observe.notify")
+_logger = logging.getLogger("asgi_observe.errors.notify")
 
 
 class Builder:

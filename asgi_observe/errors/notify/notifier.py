@@ -24,7 +24,7 @@ from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
 
 __all__ = ["Notifier"]
 
-_logger = logging.getLogger("asgi_observe.notify")
+_logger = logging.getLogger("asgi_observe.errors.notify")
 
 _TICK_SECONDS = 1.0
 

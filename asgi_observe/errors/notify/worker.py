@@ -21,7 +21,7 @@ from asgi_observe.errors.notify.transport import Delivery, deliver
 
 __all__ = ["DestinationWorker"]
 
-_logger = logging.getLogger("asgi_observe.notify")
+_logger = logging.getLogger("asgi_observe.errors.notify")
 _IDLE_SECONDS = 1.0
 _MAX_LOGGED_REASONS = 64
 
