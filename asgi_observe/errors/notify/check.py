@@ -10,7 +10,7 @@ from asgi_observe.errors.notify.collect import Identity
 from asgi_observe.errors.notify.destinations import Destination, redactor
 from asgi_observe.errors.notify.report import ErrorReport
 from asgi_observe.errors.notify.transport import deliver
-from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER
+from asgi_observe.scrub import Scrubber
 
 __all__ = ["CheckResult", "send_test_messages"]
 
@@ -37,7 +37,7 @@ def send_test_messages(
         timestamp=time.time(),
     )
 
-    redact = redactor(destinations, DEFAULT_SCRUBBER)
+    redact = redactor(destinations, Scrubber())
 
     def check(destination: Destination) -> CheckResult:
         try:

@@ -25,7 +25,7 @@ from asgi_observe._core.span_ids import span_ids
 from asgi_observe.errors.notify.context import RequestFacts
 from asgi_observe.errors.notify.fingerprint import is_own_code
 from asgi_observe.errors.notify.report import ErrorReport, Frame
-from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
+from asgi_observe.scrub import SECRETS_HINT_KEY, Scrubber
 
 __all__ = ["Identity", "build_report", "callsite_frame", "exception_frames"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from asgi_observe.errors.notify.notifier import Notifier
 from asgi_observe.errors.notify.reporting import set_notifier
 from asgi_observe.errors.notify.settings import read_notify_settings
-from asgi_observe.scrub.scrubber import Scrubber
+from asgi_observe.scrub import Scrubber
 
 __all__ = ["configure_notifications"]
 

@@ -17,7 +17,7 @@ from asgi_observe.errors.notify.formatting import render
 from asgi_observe.errors.notify.payload import json_payload
 from asgi_observe.errors.notify.report import ErrorReport
 from asgi_observe.errors.notify.transport import Outgoing, Response, retry_after_header
-from asgi_observe.scrub.scrubber import Scrubber
+from asgi_observe.scrub import Scrubber
 
 __all__ = [
     "DiscordDestination",

@@ -20,7 +20,7 @@ from asgi_observe.errors.notify.report import ErrorReport
 from asgi_observe.errors.notify.sources import Build, Pending, ReportSources, log_level
 from asgi_observe.errors.notify.worker import DestinationWorker
 from asgi_observe.errors.sentry_policy import ErrorPolicy
-from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
+from asgi_observe.scrub import Scrubber
 
 __all__ = ["Notifier"]
 
@@ -59,7 +59,7 @@ class Notifier:
         self.options = options or NotifyOptions()
         if scrubber is not None and not isinstance(scrubber, Scrubber):
             raise TypeError("scrubber must be an asgi_observe.scrub.Scrubber")
-        self._scrubber = scrubber or DEFAULT_SCRUBBER
+        self._scrubber = scrubber or Scrubber()
         self._policy = ErrorPolicy(ignore_exceptions)
         options = self.options
         destinations = tuple(destinations)

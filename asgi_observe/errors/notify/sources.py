@@ -25,7 +25,7 @@ from asgi_observe.errors.notify.fingerprint import (
     in_app_frame,
 )
 from asgi_observe.errors.notify.report import LEVELS, ErrorReport
-from asgi_observe.scrub.scrubber import Scrubber
+from asgi_observe.scrub import Scrubber
 
 __all__ = ["Pending", "ReportSources"]
 
