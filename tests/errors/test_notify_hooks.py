@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from chat_receiver import ChatReceiver, chat_receiver
 from notify_helpers import clean_globals, notifier_for
 
+from asgi_observe._core.record import RequestRecord, record_of
 from asgi_observe.errors.notify import (
     Notifier,
     NotifyLogHandler,
@@ -123,3 +125,38 @@ def test_the_log_handler_is_installed_once_per_logger(receiver: ChatReceiver) ->
     finally:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+
+
+@pytest.mark.skipif(
+    "mcp" not in RequestRecord.__slots__, reason="needs RequestRecord.mcp, from the MCP layer"
+)
+async def test_an_mcp_tool_error_left_in_the_record_is_notified(receiver: ChatReceiver) -> None:
+    """Runs once the MCP layer (issue 15) is merged: it fills ``record.mcp``."""
+    notifier = hook_notifier(receiver, events=frozenset({"exceptions", "mcp"}))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        record = record_of(scope)
+        assert record is not None
+        record.mcp = SimpleNamespace(  # type: ignore[attr-defined]
+            error_type="tool_error", method="tools/call", tool_name="search", prompt_name=None
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = NotifyMiddleware(app, notifier=notifier, route_resolver=lambda s: "/mcp")
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [], "query_string": b""}
+    await middleware(scope, receive, send)
+    assert notifier.force_flush(5000)
+    [hook] = receiver.bodies("/hook")
+    assert ("mcp", "MCP tools/call search failed", "answered tool_error") == (
+        hook["kind"],
+        hook["title"],
+        hook["message"],
+    )

@@ -51,6 +51,7 @@ class NotifyMiddleware:
         self._resolve_route = route_resolver
         self._exceptions = notifier.wants("exceptions")
         self._statuses = notifier.wants("5xx")
+        self._mcp = notifier.wants("mcp")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in _SCOPE_TYPES:
@@ -72,6 +73,8 @@ class NotifyMiddleware:
                 self._notifier.notify_exception(exc, request=request, status=status)
             raise
         else:
+            if self._mcp and not request.notified:
+                self._mcp_failure(record)
             status = record.status
             if status is not None and status >= 500 and not request.notified:
                 handed_over = record.exception  # by a framework error hook
@@ -81,6 +84,20 @@ class NotifyMiddleware:
                     self._notifier.notify_status(request, status)
         finally:
             _current.reset(token)
+
+    def _mcp_failure(self, record: RequestRecord) -> None:
+        # The MCP layer (issue 15) leaves what it read of the JSON-RPC exchange in the
+        # record; read by duck typing, so this is inert until that layer exists.
+        facts = getattr(record, "mcp", None)
+        error_type = getattr(facts, "error_type", None)
+        if not isinstance(error_type, str) or not error_type:
+            return
+        method = getattr(facts, "method", None) or "_unknown"
+        target = getattr(facts, "tool_name", None) or getattr(facts, "prompt_name", None)
+        what = f"{method} {target}" if isinstance(target, str) and target else method
+        self._notifier.notify_failure(
+            "mcp", f"MCP {what} failed", f"answered {error_type}", where=what
+        )
 
 
 def _observing_send(record: RequestRecord, send: Send) -> Send:
