@@ -33,9 +33,13 @@ _HEADER_MESSAGES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 )
 _ERROR_BODY = b"Internal Server Error"
+# `connection: close`, as uvicorn's and hypercorn's own 500s say: the app's exception is
+# re-raised after this response, and the server then closes the connection, so a
+# keep-alive client must not send its next request on it (issue 13).
 _ERROR_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", str(len(_ERROR_BODY)).encode("ascii")),
+    (b"connection", b"close"),
 ]
 
 _logger = logging.getLogger("asgi_observe.request_id")

@@ -1,0 +1,73 @@
+"""A raising app costs exactly one 500 on a keep-alive connection, under real servers.
+
+Issue 13: observe()'s request-id layer answered the 500 without `connection: close`
+and re-raised; the server then closed the socket, and a keep-alive client lost the next,
+unrelated request it sent on it (17-39 of 100 on uvicorn).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+from servers import SERVERS, serving
+
+from asgi_observe.logs.request_id import RequestIdMiddleware
+from asgi_observe.observe import observe
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 40
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/boom":
+        raise RuntimeError("the app failed")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def layered(kind: str) -> Any:
+    if kind == "observe":
+        return observe(app, configure=False, metrics=False, sentry=False, log_correlation=False)
+    return RequestIdMiddleware(app, error_response=True)
+
+
+@pytest.mark.parametrize("kind", ["observe", "request_id"])
+@pytest.mark.parametrize("server", SERVERS)
+def test_follow_ups_on_a_keep_alive_client_are_all_served(server: str, kind: str) -> None:
+    statuses = []
+    with serving(layered(kind), server) as base:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        with httpx.Client(base_url=base, limits=limits, timeout=5) as client:
+            for _ in range(ROUNDS):
+                statuses.append(client.get("/boom").status_code)
+                statuses.append(client.get("/fine").status_code)
+    assert [500, 200] * ROUNDS == statuses
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_500_tells_a_raw_socket_client_to_reconnect(server: str) -> None:
+    with serving(layered("observe"), server) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n")
+            response = _read_response(sock)
+    head = response.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 500")
+    assert b"connection: close" in head
+    assert 1 == head.count(b"http/1.1 ")
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"Internal Server Error"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
