@@ -69,8 +69,7 @@ def _hypercorn(app: Any, port: int) -> Iterator[None]:
     stop = threading.Event()
 
     async def shutdown_trigger() -> None:
-        while not stop.is_set():
-            await asyncio.sleep(0.02)
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
 
     async def main() -> None:
         await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
