@@ -246,3 +246,32 @@ async def test_url_userinfo_in_the_target_and_in_app_data_is_redacted(
     assert [] == leaked(receiver, db, cache, target)
     raw = receiver.raw.decode()
     assert "db.internal:5432/app" in raw  # the host and path stay useful
+
+
+async def test_sentry_logs_sent_during_a_request_are_scrubbed(receiver: Receiver) -> None:
+    import sentry_sdk.logger
+
+    token = planted("log", "bearer", "token", "77")
+    seen_by_user_hook = []
+
+    def before_send_log(log: Any, hint: Any) -> Any:
+        seen_by_user_hook.append(log["body"])
+        return log
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        header = dict(scope["headers"])[b"authorization"].decode()
+        sentry_sdk.logger.info("calling upstream with {auth}", auth=header)
+        sentry_sdk.logger.warning("cache at redis://:{pw}@cache:6379", pw="cache-secret-99")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    with sentry_client(receiver.dsn, enable_logs=True, before_send_log=before_send_log):
+        await call(SentryMiddleware(app), http_scope("/", headers=headers))
+        sentry_sdk.flush(timeout=5)
+        wait_for(lambda: len(receiver.items("log")) >= 1, timeout=3)
+    logs = [item for batch in receiver.items("log") for item in batch["items"]]
+    assert 2 == len(logs)
+    assert 2 == len(seen_by_user_hook)  # the user's hook still runs, first
+    assert [] == leaked(receiver, token, "cache-secret-99")
+    assert "calling upstream with [Filtered]" == logs[0]["body"]
