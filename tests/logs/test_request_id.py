@@ -392,6 +392,7 @@ async def test_error_response_sends_500_with_the_id_then_reraises() -> None:
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"21"),
+                (b"connection", b"close"),  # the server closes after the re-raise
                 (HEADER, b"err-1"),
             ],
         },
