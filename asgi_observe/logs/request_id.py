@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable
 
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
 from asgi_observe._core.span_ids import span_ids
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
@@ -202,9 +203,15 @@ class RequestIdMiddleware:
             request_id = self._generator()
             if _header_safe(request_id):
                 return request_id
-            _logger.warning("request id generator returned an unusable id; using a random one")
+            log_safely(
+                _logger, logging.WARNING,
+                "request id generator returned an unusable id; using a random one",
+            )  # fmt: skip
         except Exception:
-            _logger.warning("request id generator failed; using a random id", exc_info=True)
+            log_safely(
+                _logger, logging.WARNING, "request id generator failed; using a random id",
+                exc_info=True,
+            )  # fmt: skip
         return generate_request_id()
 
     def _tag(self, exc: Exception, scope: Scope, record: RequestRecord) -> None:
@@ -223,4 +230,13 @@ class RequestIdMiddleware:
             status = 500  # the app raised or returned without a response: servers send 500
         route = record.resolve_route(scope, self._resolve_route)
         method = scope.get("method", "WEBSOCKET")
-        log_access(logger, record, method, route, scope.get("path", ""), status)
+        log_access(logger, record, method, route, _target(scope), status)
+
+
+def _target(scope: Scope) -> str:
+    # The path as the client sent it (percent-encoded, as uvicorn logs it), not the
+    # decoded `path`, where %0d%0a has become a line break.
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.decode("latin-1")
+    return str(scope.get("path", ""))
