@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
-from asgi_observe.scrub.secrets import NAMED, Deadline, ScrubTimeout, SecretSet
+from asgi_observe.scrub.secrets import NAMED, NO_DEADLINE, Deadline, ScrubTimeout, SecretSet
 from asgi_observe.scrub.urls import redact_userinfo, userinfo_values
 from asgi_observe.scrub.values import (
     TextRedactor,
@@ -252,9 +252,9 @@ class Scrubber:
             pass
         except Exception:  # a fault here must not leak the event: keep only safe facts
             return fallback_event(event, self.replacement)
-        try:  # out of time: scrub the small parts, with a fresh budget of their own
+        try:  # out of time: scrub the small, bounded parts, which needs no budget
             small = reduced_event(event, keep_text=learned)
-            return self._walk(small, secrets, Deadline(self.time_budget))
+            return self._walk(small, secrets, NO_DEADLINE)
         except Exception:
             return fallback_event(event, self.replacement)
 

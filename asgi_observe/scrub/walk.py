@@ -225,8 +225,29 @@ def reduced_event(event: Any, *, keep_text: bool) -> dict[str, Any]:
     contexts = event.get("contexts")
     if isinstance(contexts, Mapping) and isinstance(contexts.get("trace"), Mapping):
         reduced["contexts"] = {"trace": contexts["trace"]}
-    reduced["extra"] = {"asgi_observe": REDUCED_NOTE}
-    return reduced
+    bounded: dict[str, Any] = _bounded(reduced, 0)
+    bounded["extra"] = {"asgi_observe": REDUCED_NOTE}
+    return bounded
+
+
+_MAX_REDUCED_ITEMS = 100
+_MAX_REDUCED_DEPTH = 8
+
+
+def _bounded(value: Any, depth: int) -> Any:
+    # Small whatever the event held, so that scrubbing it needs no time budget of its own.
+    if isinstance(value, str):
+        return value[:_MAX_REDUCED_TEXT]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= _MAX_REDUCED_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        items = list(value.items())[:_MAX_REDUCED_ITEMS]
+        return {_bounded(k, depth + 1): _bounded(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(item, depth + 1) for item in list(value)[:_MAX_REDUCED_ITEMS]]
+    return None
 
 
 def _reduced_exception(value: Any, keep_text: bool) -> dict[str, Any]:
