@@ -275,3 +275,21 @@ async def test_sentry_logs_sent_during_a_request_are_scrubbed(receiver: Receiver
     assert 2 == len(seen_by_user_hook)  # the user's hook still runs, first
     assert [] == leaked(receiver, token, "cache-secret-99")
     assert "calling upstream with [Filtered]" == logs[0]["body"]
+
+
+async def test_a_malformed_metrics_accept_costs_no_sentry_event(receiver: Receiver) -> None:
+    """Issue 13: through sentry-sdk's logging integration, the ERROR traceback a bad
+    `Accept` used to cause became one Sentry event per request."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the metrics endpoint is answered before the app")
+
+    with sentry_client(receiver.dsn):
+        layered = observe(
+            app, configure=False, sentry=True, log_correlation=False, metrics_path="/metrics"
+        )
+        headers = [(b"accept", b"application/openmetrics-text; version=abc")]
+        recorder = await call(layered, http_scope("/metrics", headers=headers))
+        sentry_sdk.flush(timeout=5)
+    assert 200 == recorder.status
+    assert [] == receiver.events
