@@ -197,7 +197,12 @@ async def _off_loop(report: Callable[[RequestEvents, Any], None], *args: Any) ->
         report(*args)
         return
     context = contextvars.copy_context()
-    await loop.run_in_executor(_capture_executor(), context.run, report, *args)
+    try:
+        future = loop.run_in_executor(_capture_executor(), context.run, report, *args)
+    except RuntimeError:  # the executor is shut down (interpreter exit): report here
+        report(*args)
+        return
+    await future
 
 
 def _capture_executor() -> ThreadPoolExecutor:

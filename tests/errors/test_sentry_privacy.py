@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 import sentry_sdk
 from asgi_driver import Recorder, call, http_scope
+from prometheus_client import CollectorRegistry
 from sentry_receiver import Receiver, sentry_client, wait_for
 
 from asgi_observe.errors.sentry import SentryMiddleware
 from asgi_observe.observe import observe
 from asgi_observe.scrub.values import MAX_BODY_BYTES
+
+# observe() without touching process-wide state other tests read: no configure(), no
+# global propagator, no record factory.
+QUIET: dict[str, Any] = {"configure": False, "install_propagator": False, "log_correlation": False}
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ async def test_current_scope_data_does_not_reach_the_next_request(
     layered = (
         SentryMiddleware(app)
         if wrap == "middleware"
-        else observe(app, configure=False, metrics=False, sentry=True, log_correlation=False)
+        else observe(app, **QUIET, metrics=False, sentry=True)
     )
     for path in ("/set-a", "/plain-b"):
         with pytest.raises(RuntimeError):
@@ -286,7 +291,7 @@ async def test_a_malformed_metrics_accept_costs_no_sentry_event(receiver: Receiv
 
     with sentry_client(receiver.dsn):
         layered = observe(
-            app, configure=False, sentry=True, log_correlation=False, metrics_path="/metrics"
+            app, **QUIET, sentry=True, metrics_path="/metrics", registry=CollectorRegistry()
         )
         headers = [(b"accept", b"application/openmetrics-text; version=abc")]
         recorder = await call(layered, http_scope("/metrics", headers=headers))

@@ -29,6 +29,10 @@ BODY = (PREFIX + "0") * 8000  # ~1 MB that shares the cookies' prefix everywhere
 HOSTILE = 3
 INNOCENT_BUDGET_S = 1.0
 
+# observe() without touching process-wide state other tests read: no configure(), no
+# global propagator, no record factory.
+QUIET: dict[str, Any] = {"configure": False, "install_propagator": False, "log_correlation": False}
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
@@ -58,7 +62,7 @@ def test_an_innocent_request_is_served_while_hostile_events_are_scrubbed(
     receiver: Receiver,
 ) -> None:
     with sentry_client(receiver.dsn):
-        layered = observe(app, configure=False, metrics=False, sentry=True, log_correlation=False)
+        layered = observe(app, **QUIET, metrics=False, sentry=True)
         with serving(layered, "uvicorn-httptools") as base:
             with httpx.Client(base_url=base, timeout=30) as client:
                 assert 200 == client.get("/innocent").status_code  # warm

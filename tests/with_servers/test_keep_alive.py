@@ -21,6 +21,10 @@ pytestmark = pytest.mark.e2e
 
 ROUNDS = 40
 
+# observe() without touching process-wide state other tests read: no configure(), no
+# global propagator, no record factory.
+QUIET: dict[str, Any] = {"configure": False, "install_propagator": False, "log_correlation": False}
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
@@ -33,7 +37,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def layered(kind: str) -> Any:
     if kind == "observe":
-        return observe(app, configure=False, metrics=False, sentry=False, log_correlation=False)
+        return observe(app, **QUIET, metrics=False, sentry=False)
     return RequestIdMiddleware(app, error_response=True)
 
 
