@@ -147,16 +147,19 @@ class RequestIdMiddleware:
         header, id_bytes = self._header, request_id.encode("latin-1")
         access_logger = self._access_logger
         logged = False
+        completed = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal logged
+            nonlocal logged, completed
             if message["type"] in _HEADER_MESSAGES:
                 message = _with_header(message, header, id_bytes)
             final = observe_message(record, message)
             await send(message)
-            if final and access_logger is not None and not logged:
-                logged = True
-                self._log_access(access_logger, scope, record)
+            if final:
+                completed = True
+                if access_logger is not None and not logged:
+                    logged = True
+                    self._log_access(access_logger, scope, record)
 
         token = request_id_var.set(request_id)
         request_token = current_request.set((scope, self._resolve_route))
@@ -165,13 +168,30 @@ class RequestIdMiddleware:
         except Exception as exc:
             # The server logs it once our context is gone: the ids travel on it.
             self._tag(exc, scope, record)
-            if self._error_response and scope_type == "http" and not record.response_started:
-                # Like Starlette's ServerErrorMiddleware: answer, then let the server see it.
-                with contextlib.suppress(Exception):
-                    await send_wrapper(
-                        {"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS}
-                    )
-                    await send_wrapper({"type": "http.response.body", "body": _ERROR_BODY})
+            if self._error_response and scope_type == "http":
+                if not record.response_started:
+                    # Like Starlette's ServerErrorMiddleware: answer, then let the server
+                    # see it (and close the connection, as this 500 announces).
+                    with contextlib.suppress(Exception):
+                        await send_wrapper(
+                            {
+                                "type": "http.response.start",
+                                "status": 500,
+                                "headers": _ERROR_HEADERS,
+                            }
+                        )
+                        await send_wrapper({"type": "http.response.body", "body": _ERROR_BODY})
+                elif completed:
+                    # The app (Starlette's ServerErrorMiddleware, say) answered in full, then
+                    # raised. Re-raised, the server would close a connection whose client
+                    # may already be sending its next request on it (issue 13): log it as
+                    # the server would, and keep the connection.
+                    log_safely(
+                        _logger, logging.ERROR,
+                        "Exception in ASGI application after its response was complete",
+                        exc_info=True,
+                    )  # fmt: skip
+                    return
             raise
         finally:
             if access_logger is not None and not logged:

@@ -35,13 +35,30 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+def starlette_app() -> Any:
+    """Starlette's ServerErrorMiddleware sends its own 500 in full, then re-raises."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("the app failed")
+
+    async def fine(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/boom", boom), Route("/fine", fine)])
+
+
 def layered(kind: str) -> Any:
+    if kind == "starlette":
+        return observe(starlette_app(), **QUIET, metrics=False, sentry=False)
     if kind == "observe":
         return observe(app, **QUIET, metrics=False, sentry=False)
     return RequestIdMiddleware(app, error_response=True)
 
 
-@pytest.mark.parametrize("kind", ["observe", "request_id"])
+@pytest.mark.parametrize("kind", ["observe", "request_id", "starlette"])
 @pytest.mark.parametrize("server", SERVERS)
 def test_follow_ups_on_a_keep_alive_client_are_all_served(server: str, kind: str) -> None:
     statuses = []
