@@ -128,6 +128,12 @@ class ScrubLast:
         scrubber = hint.get(SCRUBBER_HINT_KEY) if isinstance(hint, dict) else None
         if isinstance(scrubber, Scrubber):
             return scrubber.scrub_event(event, hint)
+        if _reported_by_a_request(event, hint):
+            # The server's (or our request-id layer's) error log of an exception one of our
+            # requests already reported, turned into an event by sentry-sdk's logging
+            # integration outside the request: a duplicate, and not scrubbed. Dropped, with
+            # or without sentry-sdk's DedupeIntegration.
+            return None
         return event
 
 
@@ -192,6 +198,14 @@ class ScrubLastLog:
         if request is None:
             return log
         return request.scrubber.scrub_log(log, {SECRETS_HINT_KEY: request.secrets()})
+
+
+def _reported_by_a_request(event: Any, hint: Any) -> bool:
+    exc_info = hint.get("exc_info") if isinstance(hint, dict) else None
+    if not (isinstance(exc_info, tuple) and len(exc_info) == 3):
+        return False
+    exc = exc_info[1]
+    return isinstance(exc, BaseException) and is_automatic(event) and already_reported(exc)
 
 
 def scrub_last(client: Any) -> None:

@@ -92,3 +92,27 @@ def _read_response(sock: socket.socket) -> bytes:
             break
         data += chunk
     return data
+
+
+def test_the_logged_error_after_starlettes_500_gives_no_second_event() -> None:
+    """Without sentry-sdk's DedupeIntegration, the error log of an exception our request
+    already reported would be a second, unscrubbed event (through the logging
+    integration, outside the request)."""
+    import sentry_sdk
+    from sentry_receiver import Receiver, sentry_client, wait_for
+    from sentry_sdk.integrations.dedupe import DedupeIntegration
+
+    secret = "-".join(["dedupe", "bearer", "77"])
+    receiver = Receiver().start()
+    try:
+        with sentry_client(receiver.dsn, disabled_integrations=[DedupeIntegration()]):
+            app = observe(starlette_app(), **QUIET, metrics=False, sentry=True)
+            with serving(app, "uvicorn-h11") as base:
+                headers = {"authorization": f"Bearer {secret}"}
+                response = httpx.get(base + "/boom", headers=headers, timeout=5)
+            sentry_sdk.flush(timeout=5)
+            wait_for(lambda: bool(receiver.events), timeout=3)
+    finally:
+        receiver.stop()
+    assert (500, 1) == (response.status_code, len(receiver.events))
+    assert secret not in receiver.raw.decode("utf-8", "replace")
