@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import shutil
@@ -107,7 +108,7 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
             workers=args.workers,
             lifespan="on",  # LifespanMiddleware answers it even for apps that do not
             log_level=args.log_level,
-            log_config=None if args.json_logs else uvicorn.config.LOGGING_CONFIG,
+            log_config=_log_config(args, uvicorn),
             access_log=not args.access_log,
             root_path=args.root_path,
         )
@@ -115,6 +116,29 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         if multiproc_dir is not None:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
     return 0
+
+
+def _log_config(args: argparse.Namespace, uvicorn: Any) -> dict[str, Any] | None:
+    if args.json_logs:
+        return None  # _json_logging() set up the root logger, in every worker too
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    if args.access_log:
+        from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME
+
+        # uvicorn's configuration has no handler or level for our access logger: without
+        # these, `--access-log` alone wrote nothing (issue 13). Its own access formatter
+        # expects its own record arguments; the default one prints our message.
+        config["handlers"]["asgi_observe.access"] = {
+            "formatter": "default",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+        }
+        config["loggers"][ACCESS_LOGGER_NAME] = {
+            "handlers": ["asgi_observe.access"],
+            "level": "INFO",
+            "propagate": False,
+        }
+    return config
 
 
 def _demo_environment() -> None:

@@ -22,6 +22,8 @@ from asgi_observe.errors.sentry_policy import (
     scrub_last,
 )
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
+from asgi_observe.scrub.secrets import SecretSet
+from asgi_observe.scrub.urls import redact_userinfo
 from asgi_observe.scrub.values import MAX_BODY_BYTES
 
 
@@ -38,11 +40,11 @@ class RequestEvents:
         "_get_client",
         "_policy",
         "_resolve_route",
-        "_scrubber",
         "_secrets",
         "record",
         "reported",
         "scope",
+        "scrubber",
     )
 
     def __init__(
@@ -57,13 +59,13 @@ class RequestEvents:
         self.scope = scope
         self.record = record
         self.reported = False  # an exception event went out for this request
-        self._scrubber = scrubber
+        self.scrubber = scrubber
         self._policy = policy
         self._resolve_route = resolve_route
         self._get_client = get_client
         self._body: list[bytes] | None = None
         self._body_size = 0
-        self._secrets: frozenset[str] | None = None
+        self._secrets: SecretSet | None = None
 
     def keep_body(self, chunk: Any) -> None:
         if chunk and self._body_size < MAX_BODY_BYTES:
@@ -72,12 +74,13 @@ class RequestEvents:
             self._body.append(chunk)
             self._body_size += len(chunk)
 
-    def secrets(self) -> frozenset[str]:
-        """The secret values of this request's headers, cookies, query and body."""
+    def secrets(self) -> SecretSet:
+        """The secret values of this request's headers, cookies, query and body, and
+        those learned from its events (`sentry_policy.learn`)."""
         if self._secrets is None:
             scope = self.scope
             body = b"".join(self._body)[:MAX_BODY_BYTES] if self._body else b""
-            self._secrets = self._scrubber.request_secrets(
+            self._secrets = self.scrubber.request_secret_set(
                 scope.get("headers") or (), scope.get("query_string") or b"", body
             )
         return self._secrets
@@ -87,7 +90,7 @@ class RequestEvents:
         if not isinstance(hint, dict):
             return event
         # Scrubbing is arranged first: whatever fails below, the event leaves scrubbed.
-        hint[SCRUBBER_HINT_KEY] = self._scrubber
+        hint[SCRUBBER_HINT_KEY] = self.scrubber
         scrub_last(self._get_client())
         hint[SECRETS_HINT_KEY] = self.secrets()
         exc_info = hint.get("exc_info")
@@ -120,7 +123,7 @@ class RequestEvents:
         request = event.get("request")
         if not isinstance(request, dict):
             request = event["request"] = {}
-        for key, value in request_data(scope, self._scrubber).items():
+        for key, value in request_data(scope, self.scrubber).items():
             request.setdefault(key, value)
         set_trace_context(event, record.span)
 
@@ -140,7 +143,9 @@ def request_data(scope: Scope, scrubber: Scrubber) -> dict[str, Any]:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server and server[1] else server[0] if server else ""
     scheme = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
-    data: dict[str, Any] = {"url": f"{scheme}://{host}{scope.get('path', '')}", "headers": headers}
+    # An absolute-form request target puts a whole URL, userinfo too, in the path.
+    path = redact_userinfo(scope.get("path", ""), scrubber.replacement)
+    data: dict[str, Any] = {"url": f"{scheme}://{host}{path}", "headers": headers}
     method = scope.get("method")
     if method:
         data["method"] = method

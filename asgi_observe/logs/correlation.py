@@ -11,6 +11,7 @@ from typing import Any
 
 from opentelemetry.trace import get_current_span
 
+from asgi_observe._core.logsafe import printable
 from asgi_observe._core.record import RequestRecord
 from asgi_observe._core.span_ids import span_ids
 from asgi_observe.logs.exception_ids import exception_ids
@@ -205,10 +206,16 @@ def log_access(
     path: str,
     status: int | None,
 ) -> None:
-    """Write the access log line of one finished request (called by RequestIdMiddleware)."""
+    """Write the access log line of one finished request (called by RequestIdMiddleware).
+
+    The method, route and path come from the client: control characters in them are
+    escaped, so ``%0d%0a`` or ``%1b`` in a URL cannot forge a line or a terminal escape.
+    """
     try:
         if not logger.isEnabledFor(logging.INFO):
             return
+        method, path = printable(method), printable(path)
+        route = None if route is None else printable(route)
         duration_ms = round(record.duration_s * 1000.0, 3)
         fields = {"method": method, "route": route, "status": status, "duration_ms": duration_ms}
         log_record = logger.makeRecord(

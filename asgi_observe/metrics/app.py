@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["metrics_app", "serve_metrics_at"]
@@ -101,10 +102,19 @@ async def _serve(registry: Any, scope: Scope, send: Send) -> None:
     try:
         # Blocking but short (milliseconds for thousands of series); a thread would
         # tie the app to asyncio. See docs/metrics.md for very large registries.
-        encoder, content_type = choose_encoder(accept.decode("latin-1"))
-        output = encoder(_restricted(_registry(registry), scope.get("query_string", b"")))
+        target = _restricted(_registry(registry), scope.get("query_string", b""))
+        encoder, content_type = _encoder(accept)
+        try:
+            output = encoder(target)
+        except Exception:
+            if not accept:
+                raise
+            # The format the client asked for failed: the default decides whether it
+            # was the client's Accept (served in the default format) or a collector.
+            encoder, content_type = choose_encoder("")
+            output = encoder(target)
     except Exception as exc:  # a collector fault is the scrape's 500, not a crash
-        _log.exception("asgi_observe could not collect the metrics")
+        log_safely(_log, logging.ERROR, "asgi_observe could not collect the metrics", exc_info=True)
         body = f"Error collecting metrics: {type(exc).__name__}\n".encode()
         await _respond(send, 500, [_TEXT], body)
         return
@@ -114,6 +124,16 @@ async def _serve(registry: Any, scope: Scope, send: Send) -> None:
         headers.append((b"content-encoding", b"gzip"))
     headers.append((b"vary", b"Accept, Accept-Encoding"))
     await _respond(send, 200, headers, b"" if method == b"HEAD" else output, len(output))
+
+
+def _encoder(accept: bytes) -> tuple[Any, str]:
+    # prometheus-client raises on a malformed version (`version=abc`): that is bad client
+    # input, answered in the default format, never a collector fault with an ERROR log
+    # and a Sentry event per request (issue 13).
+    try:
+        return choose_encoder(accept.decode("latin-1"))
+    except Exception:
+        return choose_encoder("")
 
 
 def _registry(registry: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
@@ -12,9 +13,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from asgi_observe._core.http import known_methods as _validate_methods
 from asgi_observe._core.http import path_set
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
+from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER
 from asgi_observe.tracing.attributes import span_start_facts
 
 __all__ = ["TracingMiddleware"]
@@ -138,7 +141,7 @@ class TracingMiddleware:
             # An exception raised through us failed the response; one a framework
             # handled itself (see errors/hooks.py) matters only when it made a 5xx.
             if exc is not None and (raised or status is None or status >= 500):
-                _record_exception(span, exc)
+                _record_exception(span, exc, scope)
             elif status is not None and status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))
@@ -190,23 +193,47 @@ def _report_fault(when: str) -> None:
     # log one traceback per request.
     global _fault_reported
     if _fault_reported:
-        _logger.debug("asgi_observe could not %s a request span", when, exc_info=True)
+        log_safely(
+            _logger, logging.DEBUG, "asgi_observe could not %s a request span", when, exc_info=True
+        )
         return
     _fault_reported = True
-    _logger.exception(
+    log_safely(
+        _logger,
+        logging.ERROR,
         "asgi_observe could not %s a request span; requests are served untraced "
         "while this lasts (further failures are logged at DEBUG)",
         when,
+        exc_info=True,
     )
 
 
-def _record_exception(span: trace.Span, exc: BaseException) -> None:
+def _record_exception(span: trace.Span, exc: BaseException, scope: Scope) -> None:
     exc_type = type(exc)
     module = exc_type.__module__
     qualname = exc_type.__qualname__
     span.set_attribute("error.type", qualname if module == "builtins" else f"{module}.{qualname}")
-    span.record_exception(exc, escaped=True)
-    span.set_status(Status(StatusCode.ERROR, f"{qualname}: {exc}"[:1024]))
+    # The message and traceback often carry a token or a DSN: scrubbed by value with
+    # the request's header and query secrets, and by shape, as Sentry events are.
+    scrubber = DEFAULT_SCRUBBER
+    secrets = scrubber.request_secret_set(
+        scope.get("headers") or (), scope.get("query_string") or b""
+    )
+    message = scrubber.scrub_text(_message(exc), secrets)
+    stacktrace = scrubber.scrub_text("".join(traceback.format_exception(exc)), secrets)
+    span.record_exception(
+        exc,
+        attributes={"exception.message": message, "exception.stacktrace": stacktrace},
+        escaped=True,
+    )
+    span.set_status(Status(StatusCode.ERROR, f"{qualname}: {message}"[:1024]))
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ raises
+        return f"<unprintable {type(exc).__qualname__}>"
 
 
 def _record_incomplete(span: trace.Span, record: RequestRecord) -> None:

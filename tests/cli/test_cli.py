@@ -149,6 +149,22 @@ def test_json_logs_carry_request_and_trace_ids(tmp_path: Path, app_dir: Path) ->
     assert {trace_id} == {line["trace_id"] for line in lines}
 
 
+def test_access_log_alone_writes_one_line_per_request(tmp_path: Path, app_dir: Path) -> None:
+    """Issue 13: under uvicorn's default logging, --access-log without --json-logs wrote
+    nothing; control characters in the URL are escaped, never written raw."""
+    with serve(tmp_path, app_dir, "--access-log") as server:
+        httpx.get(server.base_url + "/hello", timeout=5)
+        httpx.get(server.base_url + "/x%0d%0aINFO:%20forged%1b[31m", timeout=5)
+        wait_until(lambda: "forged" in server.output(), timeout=10)
+        output = server.output()
+
+    assert "GET /hello 200" in output
+    forged = [line for line in output.splitlines() if "forged" in line]
+    assert 1 == len(forged)
+    assert "\x1b" not in output
+    assert "GET /x%0d%0aINFO:%20forged%1b[31m 404" in forged[0]
+
+
 def _lines_of(server: Process, request_id: str) -> list[dict[str, Any]]:
     return [line for line in server.json_lines() if line.get("request_id") == request_id]
 

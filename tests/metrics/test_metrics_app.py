@@ -165,3 +165,28 @@ async def test_dispatcher_honours_root_path(registry: CollectorRegistry) -> None
 def test_dispatcher_path_must_be_absolute() -> None:
     with pytest.raises(ValueError, match="must start"):
         serve_metrics_at(plain_app(), "metrics")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=abc",
+        "application/openmetrics-text; version=1.x.0",
+        "text/plain; version=abc",
+        "text/plain;version=0.0.4,application/openmetrics-text; version=",
+    ],
+)
+async def test_a_malformed_accept_gets_the_default_format_and_no_error_log(
+    registry: CollectorRegistry, accept: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: bad client input is not a collector fault (no 500, no ERROR traceback,
+    so no Sentry event per request through sentry-sdk's logging integration)."""
+    with caplog.at_level(logging.DEBUG):
+        response = await get(metrics_app(registry), accept=accept)
+    assert 200 == response.status_code
+    assert response.headers["content-type"] in (
+        "text/plain; version=0.0.4; charset=utf-8",
+        OPENMETRICS,
+    )
+    assert "jobs_total 3.0" in response.text
+    assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
