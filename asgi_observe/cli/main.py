@@ -154,7 +154,8 @@ async def _serve_demo(server: Any, args: argparse.Namespace) -> None:
     from asgi_observe.cli.demo import WARM_UP_PATHS, warm_up
 
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
+    # uvicorn's Server says it is listening only through this flag.
+    while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     if server.started and args.viewer:
         # So that the viewer's first look is not empty.

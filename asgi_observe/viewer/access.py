@@ -47,6 +47,13 @@ def _loopback_host(value: bytes) -> bool:
     return address is not None and address.is_loopback
 
 
+def _network(text: str) -> _Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"viewer allow: {text!r} is not a network") from exc
+
+
 class ClientPolicy:
     """Decides, per request, whether the viewer answers.
 
@@ -61,13 +68,9 @@ class ClientPolicy:
         if isinstance(allow, str):
             raise TypeError("viewer allow must be a list of networks, not a string")
         self.explicit = allow is not None
-        networks: list[_Network] = []
-        for network in DEFAULT_ALLOW if allow is None else allow:
-            try:
-                networks.append(ipaddress.ip_network(network, strict=False))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"viewer allow: {network!r} is not a network") from exc
-        self.networks = tuple(networks)
+        self.networks = tuple(
+            _network(item) for item in (DEFAULT_ALLOW if allow is None else allow)
+        )
 
     def refusal(self, scope: Scope) -> str | None:
         """Why the request is refused, or None when it may be answered."""

@@ -87,7 +87,7 @@ class ViewerApp:
         content = self._static.get(name)
         if content is None:
             content = self._static[name] = (
-                files("asgi_observe.viewer").joinpath("static", name).read_bytes()
+                files("asgi_observe.viewer").joinpath("static").joinpath(name).read_bytes()
             )
         return content
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from asgi_observe._core.types import Scope
 from asgi_observe.errors.sentry_event import request_data, set_trace_context
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
-from asgi_observe._core.types import Scope
 
-__all__ = ["Fingerprint", "ErrorStore", "default_fingerprint", "error_event"]
+__all__ = ["ErrorStore", "Fingerprint", "default_fingerprint", "error_event"]
 
 Fingerprint = Callable[[Mapping[str, Any]], "str | Sequence[str]"]
 """Groups errors: takes a scrubbed event, returns its group's key."""
@@ -90,8 +90,7 @@ def _capped_request(request: dict[str, Any]) -> dict[str, Any]:
     headers = request.get("headers")
     if isinstance(headers, dict):
         request["headers"] = {
-            name: value[:_MAX_HEADER_CHARS]
-            for name, value in list(headers.items())[:_MAX_HEADERS]
+            name: value[:_MAX_HEADER_CHARS] for name, value in list(headers.items())[:_MAX_HEADERS]
         }
     return request
 

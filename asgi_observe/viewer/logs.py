@@ -45,7 +45,7 @@ class LogStore:
         exception = None
         if record.exc_info and record.exc_info[1] is not None:
             exception = _cut(logging.Formatter().formatException(record.exc_info), 16 * 1024)
-        extra = {}
+        extra: dict[str, str] = {}
         for key, value in record.__dict__.items():
             if key not in _STANDARD and len(extra) < _MAX_EXTRAS:
                 extra[key] = _cut(_text(value), _MAX_EXTRA_CHARS)

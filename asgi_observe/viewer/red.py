@@ -28,7 +28,7 @@ def quantile(q: float, bounds: tuple[float, ...], cumulative: tuple[float, ...])
         return None
     rank = q * total
     lower_bound, lower_count = 0.0, 0.0
-    for bound, count in zip(bounds, cumulative):
+    for bound, count in zip(bounds, cumulative, strict=False):
         if count >= rank:
             if math.isinf(bound):
                 return lower_bound  # the highest finite bound, as Prometheus answers
@@ -84,7 +84,9 @@ class RedWindow:
                     entry[1] = sample.value
         if bounds:
             self._bounds = tuple(bounds)
-        return {key: (count, total, tuple(buckets)) for key, (count, total, buckets) in series.items()}
+        return {
+            key: (count, total, tuple(buckets)) for key, (count, total, buckets) in series.items()
+        }
 
     def table(self) -> dict[str, Any]:
         """One row per (method, route) with traffic in the window, busiest first."""

@@ -3,7 +3,7 @@
 "use strict";
 
 const POLL_MS = 2000;
-const state = { tab: "traces", traceId: null, spanId: null, errorId: null, traceSpans: -1 };
+const state = { tab: "traces", traceId: null, spanId: null, errorId: null, traceSpans: -1, searched: null };
 
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
@@ -66,9 +66,11 @@ async function loadTraces() {
   }));
   $("trace-empty").hidden = data.traces.length > 0;
   $("trace-empty").textContent = query ? "No trace matches " + query + "." : "No traces yet. Send a request to the app.";
-  if (query && data.traces.length === 1 && state.traceId !== data.traces[0].trace_id) {
+  // A search that finds one trace opens it, once: later polls leave the choice alone.
+  if (state.searched === query && query && data.traces.length === 1 && state.traceId !== data.traces[0].trace_id) {
     location.hash = "#trace/" + data.traces[0].trace_id;
   }
+  if (state.searched === query) state.searched = null;
 }
 
 function kvTable(object) {
@@ -151,7 +153,7 @@ async function loadTrace(force) {
       el("div", { class: "mark", style: { left: Math.min(100, (100 * e.at_ms) / total) + "%" } }));
     const row = el("div", {
       class: "span-row" + (span.span_id === state.spanId ? " selected" : ""),
-      dataset: { spanId: span.span_id, parentId: span.parent_id || "", kind: span.kind },
+      dataset: { spanId: span.span_id, parentId: span.parent_id || "", kind: span.kind, name: span.name },
       onclick: () => { state.spanId = state.spanId === span.span_id ? null : span.span_id; loadTrace(true); },
     },
       el("div", { class: "span-name", title: span.name, style: { paddingLeft: 14 * (depth.get(span.span_id) || 0) + "px" } },
@@ -289,8 +291,12 @@ function route() {
 }
 
 let busy = false;
+let pending = false;
 async function refresh(force) {
-  if (busy) return;
+  if (busy) {
+    pending = pending || force; // a navigation during a refresh is shown right after it
+    return;
+  }
   busy = true;
   try {
     const status = await api("status");
@@ -307,11 +313,19 @@ async function refresh(force) {
     showNotice("Cannot reach the viewer API: " + error.message);
   } finally {
     busy = false;
+    if (pending) {
+      pending = false;
+      refresh(true);
+    }
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("trace-search-form").addEventListener("submit", (event) => { event.preventDefault(); refresh(true); });
+  $("trace-search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.searched = $("trace-search").value.trim();
+    refresh(true);
+  });
   $("log-filter").addEventListener("submit", (event) => { event.preventDefault(); refresh(true); });
   $("log-level").addEventListener("change", () => refresh(true));
   $("log-clear").addEventListener("click", () => { $("log-request-id").value = ""; $("log-trace-id").value = ""; location.hash = "#logs"; refresh(true); });
