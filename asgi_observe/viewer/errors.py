@@ -30,7 +30,8 @@ Fingerprint = Callable[[Mapping[str, Any]], "str | Sequence[str]"]
 """Groups errors: takes a scrubbed event, returns its group's key."""
 
 MAX_FRAMES = 40
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# The traceback starts in the capture layer's own frame; the app's frames follow.
+_CAPTURE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture.py")
 _MAX_CHAIN = 8
 _MAX_VALUE_CHARS = 2048
 _MAX_HEADER_CHARS = 1024
@@ -61,8 +62,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _exception_value(exc: BaseException) -> dict[str, Any]:
     summary = traceback.extract_tb(exc.__traceback__)
-    # The traceback starts in the layer that caught it: our own frames come first.
-    while len(summary) > 1 and summary[0].filename.startswith(_PACKAGE_DIR):
+    while len(summary) > 1 and summary[0].filename == _CAPTURE_FILE:
         summary.pop(0)
     frames = [
         {

@@ -18,7 +18,7 @@ import pytest
 from e2e_harness import BIN_DIR, LOOPBACK, clean_env, free_port, http_ready, in_ci, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viewer"))
-from viewer_app import SECRET  # noqa: E402
+from viewer_app import SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -91,9 +91,7 @@ def traffic(server: Any) -> dict[str, str]:
     failed = httpx.get(
         base + f"/boom?token={SECRET}", headers={"authorization": f"Bearer {SECRET}"}, timeout=5
     )
-    assert (200, 200, 404, 500) == tuple(
-        r.status_code for r in (normal, slow, missing, failed)
-    )
+    assert (200, 200, 404, 500) == tuple(r.status_code for r in (normal, slow, missing, failed))
     return {"request_id": normal.headers["x-request-id"]}
 
 

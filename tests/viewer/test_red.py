@@ -58,7 +58,12 @@ def test_rates_and_errors_cover_only_the_window() -> None:
 
     [row] = red.table()["rows"]
 
-    assert ("GET", "/items/{id}", 10, 2) == (row["method"], row["route"], row["count"], row["errors"])
+    assert ("GET", "/items/{id}", 10, 2) == (
+        row["method"],
+        row["route"],
+        row["count"],
+        row["errors"],
+    )
     assert pytest.approx(1.0) == row["rps"]
     assert pytest.approx(0.2) == row["error_ratio"]
     assert pytest.approx(300.0) == row["mean_ms"]

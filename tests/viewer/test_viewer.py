@@ -80,7 +80,9 @@ async def test_an_error_is_scrubbed_grouped_and_linked_to_its_trace(client: Any)
     assert "err-1" == event["tags"]["request_id"]
     frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
     assert "viewer_app.py" in frames[-1]["filename"]
-    assert "/asgi_observe/" not in frames[0]["filename"]
+    assert ["app"] == [
+        frame["function"] for frame in frames
+    ]  # the capture layer's frame is left out
 
 
 async def test_the_viewer_event_is_scrubbed_as_sentrys_own(span_capture: Any) -> None:
@@ -100,7 +102,11 @@ async def test_the_viewer_event_is_scrubbed_as_sentrys_own(span_capture: Any) ->
             trace.set_tracer_provider(span_capture.provider)
             viewer = Viewer()
             app = observe(
-                viewed_app, configure=False, registry=CollectorRegistry(), sentry=True, viewer=viewer
+                viewed_app,
+                configure=False,
+                registry=CollectorRegistry(),
+                sentry=True,
+                viewer=viewer,
             )
             transport = httpx.ASGITransport(
                 app=app, raise_app_exceptions=False, client=("127.0.0.1", 1)
@@ -162,7 +168,10 @@ async def test_red_table_reads_the_metrics_families_with_route_templates(client:
     for path in ("/items/1", "/items/2", "/items/3", "/boom", "/nope"):
         await client.get(path)
 
-    rows = {(row["method"], row["route"]): row for row in (await client.get(f"{API}/red")).json()["red"]["rows"]}
+    rows = {
+        (row["method"], row["route"]): row
+        for row in (await client.get(f"{API}/red")).json()["red"]["rows"]
+    }
     metrics = (await client.get("/metrics")).text
 
     assert {("GET", "/items/{item_id}"), ("GET", "/boom"), ("GET", "_unmatched")} == set(rows)
@@ -172,7 +181,10 @@ async def test_red_table_reads_the_metrics_families_with_route_templates(client:
     assert rows[("GET", "/items/{item_id}")]["p99_ms"] is not None
     # Nothing double-counted: the viewer read the same series /metrics exposes.
     assert 'http_route="/items/{item_id}"' in metrics
-    assert 'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}"} 3.0' in metrics
+    labels = (
+        'http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}"'
+    )
+    assert f"http_server_request_duration_seconds_count{{{labels}}} 3.0" in metrics
 
 
 async def test_the_page_and_its_assets_are_self_contained(client: Any) -> None:
