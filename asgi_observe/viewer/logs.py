@@ -1,8 +1,8 @@
-"""The viewer's logs: one handler on the root logger, feeding bounded, scrubbed buffers.
+"""The viewer's logs: one handler on the root logger, feeding bounded buffers.
 
-A record is scrubbed when it is emitted, with the secret values of the request it was
-logged in (the same values SentryMiddleware redacts), so the buffer never holds them.
-Records logged while the viewer serves its own page or API are dropped.
+A record is kept with the secret values of the request it was logged in (the same values
+SentryMiddleware redacts) and scrubbed with them before it is first shown. Records logged
+while the viewer serves its own page or API are dropped.
 """
 
 from __future__ import annotations
@@ -30,18 +30,85 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+class _Entry:
+    """One kept record: capped fields, scrubbed on first read."""
+
+    __slots__ = (
+        "_raw",
+        "_secrets",
+        "_shown",
+        "level",
+        "levelno",
+        "logger",
+        "request_id",
+        "sequence",
+        "time",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        time: float,
+        level: str,
+        levelno: int,
+        logger: str,
+        request_id: str | None,
+        trace_id: str | None,
+        raw: dict[str, Any],
+        secrets: frozenset[str],
+    ) -> None:
+        self.time = time
+        self.level = level
+        self.levelno = levelno
+        self.logger = logger
+        self.request_id = request_id
+        self.trace_id = trace_id
+        self.sequence = 0
+        self._raw: dict[str, Any] | None = raw
+        self._secrets = secrets
+        self._shown: dict[str, Any] | None = None
+
+    def shown(self, scrubber: Scrubber) -> dict[str, Any]:
+        shown = self._shown
+        if shown is None:
+            raw, secrets = self._raw, self._secrets
+            if raw is None:  # another reader finished meanwhile (_shown is set first)
+                return self._shown or {}
+            raw = {**raw, "request_id": self.request_id, "trace_id": self.trace_id}
+            scrubbed = scrubber.scrub_event(raw, {SECRETS_HINT_KEY: secrets})
+            shown = {
+                "seq": self.sequence,
+                "time": self.time,
+                "level": self.level,
+                "logger": self.logger,
+                "message": scrubbed.get("message", ""),
+                "exception": scrubbed.get("exception"),
+                "extra": scrubbed.get("extra", {}),
+                "request_id": scrubbed.get("request_id"),
+                "trace_id": scrubbed.get("trace_id"),
+                "span_id": scrubbed.get("span_id"),
+            }
+            # Two readers may both scrub it; either result is the same.
+            self._shown, self._raw, self._secrets = shown, None, frozenset()
+        return shown
+
+
 class LogStore:
     """The last `max_logs` log records, scrubbed; thread safe."""
 
     def __init__(self, *, max_logs: int, scrubber: Scrubber) -> None:
         self.max_logs = max_logs
         self.scrubber = scrubber
-        self._records: deque[dict[str, Any]] = deque(maxlen=max_logs)
+        self._records: deque[_Entry] = deque(maxlen=max_logs)
         self._lock = threading.Lock()
         self._sequence = 0
 
     def add(self, record: logging.LogRecord, secrets: frozenset[str]) -> None:
-        message = _cut(record.getMessage(), MAX_MESSAGE_CHARS)
+        """Keep a capped copy of `record` with the secret values of its request.
+
+        Scrubbing waits until the record is first read (once, then kept): most records
+        are never looked at, and the request's secret values travel with the copy.
+        """
         exception = None
         if record.exc_info and record.exc_info[1] is not None:
             exception = _cut(logging.Formatter().formatException(record.exc_info), 16 * 1024)
@@ -49,28 +116,30 @@ class LogStore:
         for key, value in record.__dict__.items():
             if key not in _STANDARD and len(extra) < _MAX_EXTRAS:
                 extra[key] = _cut(_text(value), _MAX_EXTRA_CHARS)
-        raw = {"message": message, "exception": exception, "extra": extra}
-        scrubbed = self.scrubber.scrub_event(raw, {SECRETS_HINT_KEY: secrets})
-        entry = {
-            "time": record.created,
-            "level": record.levelname,
-            "logger": _cut(record.name, 200),
-            "message": scrubbed.get("message", ""),
-            "exception": scrubbed.get("exception"),
-            "extra": scrubbed.get("extra", {}),
-            "request_id": _id(getattr(record, "request_id", None)),
-            "trace_id": _id(getattr(record, "trace_id", None)),
-            "span_id": _id(getattr(record, "span_id", None)),
-        }
+        entry = _Entry(
+            record.created,
+            record.levelname,
+            record.levelno,
+            _cut(record.name, 200),
+            _id(getattr(record, "request_id", None)),
+            _id(getattr(record, "trace_id", None)),
+            {
+                "message": _cut(record.getMessage(), MAX_MESSAGE_CHARS),
+                "exception": exception,
+                "extra": extra,
+                "span_id": _id(getattr(record, "span_id", None)),
+            },
+            secrets,
+        )
         with self._lock:
             self._sequence += 1
-            entry["seq"] = self._sequence
+            entry.sequence = self._sequence
             self._records.append(entry)
 
     def query(
         self, *, request_id: str = "", trace_id: str = "", level: str = "", limit: int = 200
     ) -> list[dict[str, Any]]:
-        """Newest first, filtered by exact request id, trace id and minimum level."""
+        """Newest first, filtered by exact request id, trace id and minimum level; scrubbed."""
         minimum = logging.getLevelName(level.upper()) if level else 0
         if not isinstance(minimum, int):
             minimum = 0
@@ -80,13 +149,13 @@ class LogStore:
             records = list(self._records)
         found = []
         for entry in reversed(records):
-            if request_id and entry["request_id"] != request_id:
+            if request_id and entry.request_id != request_id:
                 continue
-            if trace_id and entry["trace_id"] != trace_id:
+            if trace_id and entry.trace_id != trace_id:
                 continue
-            if minimum and logging.getLevelName(entry["level"]) < minimum:
+            if entry.levelno < minimum:
                 continue
-            found.append(entry)
+            found.append(entry.shown(self.scrubber))
             if len(found) >= limit:
                 break
         return found
@@ -119,20 +188,30 @@ class ViewerLogHandler(logging.Handler):
 
     def __init__(self, request_secrets: Callable[[], frozenset[str] | None]) -> None:
         super().__init__(logging.NOTSET)
-        self.stores: weakref.WeakSet[LogStore] = weakref.WeakSet()
+        self._stores: tuple[weakref.ref[LogStore], ...] = ()  # as ViewerSpanProcessor's
         self._request_secrets = request_secrets
         self._busy = threading.local()
 
+    def add_store(self, store: LogStore) -> None:
+        if not any(ref() is store for ref in self._stores):
+            self._stores = (*self._stores, weakref.ref(store, self._forget))
+
+    def _forget(self, gone: weakref.ref[LogStore]) -> None:
+        self._stores = tuple(ref for ref in self._stores if ref is not gone)
+
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.stores or getattr(self._busy, "active", False):
+        stores = self._stores
+        if not stores or getattr(self._busy, "active", False):
             return
         self._busy.active = True  # a record logged while keeping one is not kept
         try:
             secrets = self._request_secrets()
             if secrets is None:
                 return
-            for store in list(self.stores):
-                store.add(record, secrets)
+            for ref in stores:
+                store = ref()
+                if store is not None:
+                    store.add(record, secrets)
         except Exception:
             self.handleError(record)
         finally:
@@ -160,5 +239,5 @@ def install_log_handler(
         root = logging.getLogger()
         if _handler not in root.handlers:
             root.addHandler(_handler)
-        _handler.stores.add(store)
+        _handler.add_store(store)
     return _handler

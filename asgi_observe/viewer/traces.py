@@ -49,12 +49,17 @@ def _capped(value: Any, limit: int = MAX_VALUE_CHARS) -> Any:
 def _attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    kept: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if len(kept) >= MAX_ATTRIBUTES:
-            break
-        limit = MAX_STACKTRACE_CHARS if key == "exception.stacktrace" else MAX_VALUE_CHARS
-        kept[key] = _capped(value, limit)
+    kept = dict(attributes)
+    if len(kept) > MAX_ATTRIBUTES:
+        kept = dict(list(kept.items())[:MAX_ATTRIBUTES])
+    for key, value in kept.items():
+        # Most values are short strings and numbers: only long ones and lists are copied.
+        if type(value) is str:
+            if len(value) > MAX_VALUE_CHARS:
+                limit = MAX_STACKTRACE_CHARS if key == "exception.stacktrace" else MAX_VALUE_CHARS
+                kept[key] = _capped(value, limit)
+        elif isinstance(value, (tuple, list)):
+            kept[key] = _capped(value)
     return kept
 
 
@@ -87,10 +92,15 @@ class SpanFacts:
         self.status = span.status.status_code.name
         self.status_message = _capped(span.status.description or "")
         self.attributes = _attributes(span.attributes)
-        self.events = [
-            (event.name, event.timestamp, _attributes(event.attributes))
-            for event in span.events[:MAX_EVENTS]
-        ]
+        events = span.events
+        self.events = (
+            [
+                (event.name, event.timestamp, _attributes(event.attributes))
+                for event in events[:MAX_EVENTS]
+            ]
+            if events
+            else []
+        )
         scope = span.instrumentation_scope
         self.scope = scope.name if scope is not None else ""
 
@@ -242,23 +252,39 @@ class ViewerSpanProcessor(SpanProcessor):
     """
 
     def __init__(self) -> None:
-        self.stores: weakref.WeakSet[TraceStore] = weakref.WeakSet()
+        # Weak references, read as a tuple on the hot path (a WeakSet's iteration costs
+        # more than the span copy); a store that is gone is dropped by its callback.
+        self._stores: tuple[weakref.ref[TraceStore], ...] = ()
         self._faulted = False
+
+    def add_store(self, store: TraceStore) -> None:
+        if not any(ref() is store for ref in self._stores):
+            self._stores = (*self._stores, weakref.ref(store, self._forget))
+
+    def _forget(self, gone: weakref.ref[TraceStore]) -> None:
+        self._stores = tuple(ref for ref in self._stores if ref is not gone)
+
+    @property
+    def stores(self) -> list[TraceStore]:
+        return [store for store in (ref() for ref in self._stores) if store is not None]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
+        stores = self._stores
         # What a BatchSpanProcessor exports: sampled spans only (RECORD_ONLY ones are not).
-        if context is None or not context.trace_flags.sampled or not self.stores:
+        if context is None or not context.trace_flags.sampled or not stores:
             return
         try:
             facts = SpanFacts(span)
-            service = span.resource.attributes.get("service.name", "")
+            service = str(span.resource.attributes.get("service.name", ""))
             trace_id = format(context.trace_id, "032x")
-            for store in list(self.stores):
-                store.add(trace_id, facts, str(service))
+            for ref in stores:
+                store = ref()
+                if store is not None:
+                    store.add(trace_id, facts, service)
         except Exception:  # the viewer must never break the app's spans or exporters
             if not self._faulted:
                 self._faulted = True
@@ -285,5 +311,5 @@ def attach_span_processor(provider: Any, store: TraceStore) -> bool:
         if processor is None:
             processor = _processors[provider] = ViewerSpanProcessor()
             add(processor)
-        processor.stores.add(store)
+        processor.add_store(store)
     return True

@@ -124,3 +124,23 @@ def test_groups_are_bounded_least_recently_seen_first() -> None:
 
     assert [["c"], ["a"]] == [group["fingerprint"] for group in store.groups()]
     assert 3 == len(store)
+
+
+def test_a_store_that_is_gone_is_no_longer_fed() -> None:
+    import gc
+
+    provider = TracerProvider()
+    kept = TraceStore(max_traces=5, max_spans=5)
+    attach_span_processor(provider, kept)
+    attach_span_processor(provider, TraceStore(max_traces=5, max_spans=5))  # dropped at once
+    gc.collect()
+    with provider.get_tracer("t").start_as_current_span("x"):
+        pass
+
+    [processor] = [
+        p
+        for p in provider._active_span_processor._span_processors
+        if isinstance(p, ViewerSpanProcessor)
+    ]
+    assert [kept] == processor.stores
+    assert 1 == len(kept)
