@@ -9,12 +9,11 @@ the figures are medians of microseconds per request. docs/performance.md reports
 from __future__ import annotations
 
 import logging
+import random
 import statistics
 import sys
-from typing import Any
-
-import random
 import time
+from typing import Any
 
 from harness import BATCH, Driver, http_scope, raw_app
 from opentelemetry import trace
