@@ -237,6 +237,24 @@ async def test_off_unless_enabled(span_capture: Any) -> None:
         assert "asgi_observe.viewer.viewer" not in _layer_modules(app)
 
 
+def test_off_imports_nothing_of_the_viewer() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from asgi_observe import observe\n"
+        "async def app(scope, receive, send): pass\n"
+        "observe(app, configure=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('asgi_observe.viewer')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert "[]" == result.stdout.strip(), result.stderr
+
+
 def _layer_modules(app: Any) -> set[str]:
     modules = set()
     while app is not None:
