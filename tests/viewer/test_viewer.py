@@ -300,3 +300,41 @@ def test_options_are_validated() -> None:
         observe(viewed_app, configure=False, viewer_path="/")
     with pytest.raises(ValueError):
         observe(viewed_app, configure=False, viewer_path="no-slash")
+
+
+async def test_outgoing_client_spans_of_an_instrumentation_join_the_trace(
+    span_capture: Any,
+) -> None:
+    """httpx instrumented by OpenTelemetry's own instrumentation, called from a handler."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    async def downstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def calling_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        transport = httpx.ASGITransport(app=downstream)
+        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as out:
+            HTTPXClientInstrumentor.instrument_client(out, tracer_provider=span_capture.provider)
+            await out.get("/stock/7")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with fresh_globals():
+        trace.set_tracer_provider(span_capture.provider)
+        viewer = Viewer()
+        app = observe(calling_app, configure=False, registry=CollectorRegistry(), viewer=viewer)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            await c.get("/checkout")
+            [summary] = (await c.get(f"{API}/traces")).json()["traces"]
+            detail = (await c.get(f"{API}/traces/{summary['trace_id']}")).json()
+
+    server, client_span = sorted(detail["spans"], key=lambda span: span["kind"], reverse=True)
+    assert ("SERVER", "CLIENT") == (server["kind"], client_span["kind"])
+    assert server["span_id"] == client_span["parent_id"]
+    assert "opentelemetry.instrumentation.httpx" == client_span["scope"]
+    attributes = client_span["attributes"]
+    assert 204 == attributes.get("http.response.status_code", attributes.get("http.status_code"))
