@@ -135,6 +135,7 @@ def observe(
         from asgi_observe.errors.sentry import SentryMiddleware
 
         layered = SentryMiddleware(layered, route_resolver=route_resolver)
+    prometheus = False
     if metrics:
         prometheus, otel = resolve_backend(metrics_backend, exposition=metrics_path is not None)
         layered = MetricsMiddleware(
@@ -170,9 +171,12 @@ def observe(
     if health_path and health is not None:
         mounts[health_path] = health
     if viewer_path is not None and viewer is not None:
-        # Metrics layers exist by now, so the viewer finds their histogram.
+        # Metrics layers exist by now, so the viewer finds their Prometheus histogram.
         viewer.connect(
-            tracer_provider=tracer_provider, registry=registry, namespace=namespace, metrics=metrics
+            tracer_provider=tracer_provider,
+            registry=registry,
+            namespace=namespace,
+            metrics=metrics and prometheus,
         )
         mounts[viewer_path] = viewer.asgi_app
     layered = PathDispatcher(

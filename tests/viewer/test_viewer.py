@@ -338,3 +338,17 @@ async def test_outgoing_client_spans_of_an_instrumentation_join_the_trace(
     assert "opentelemetry.instrumentation.httpx" == client_span["scope"]
     attributes = client_span["attributes"]
     assert 204 == attributes.get("http.response.status_code", attributes.get("http.status_code"))
+
+
+async def test_without_metrics_the_red_table_says_so(span_capture: Any) -> None:
+    with fresh_globals():
+        trace.set_tracer_provider(span_capture.provider)
+        app = observe(viewed_app, configure=False, metrics=False, viewer=Viewer())
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            await c.get("/items/1")
+            red = (await c.get(f"{API}/red")).json()
+            status = (await c.get(f"{API}/status")).json()
+
+    assert {"red": None} == red
+    assert (False, True) == (status["metrics"], status["tracing"])
