@@ -8,6 +8,7 @@ never traced, measured or logged into the viewer. Every request passes the
 from __future__ import annotations
 
 import json
+import logging
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -37,6 +38,7 @@ _SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 _MAX_LIMIT = 1000
+_log = logging.getLogger("asgi_observe.viewer")
 
 
 class ViewerApp:
@@ -74,14 +76,22 @@ class ViewerApp:
             return
         static = _STATIC.get(local)
         if static is not None:
-            await _respond(send, 200, self._file(static[0]), [(b"content-type", static[1])])
+            content = self._file(static[0])
+            headers = [(b"content-type", static[1])]
+            await _respond(send, 200, content, headers, head=scope["method"] == "HEAD")
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        body = self._api(local, query)
-        if body is None:
+        try:
+            body = self._api(local, query)
+            encoded = None if body is None else json.dumps(body, default=str).encode()
+        except Exception:  # a fault in the viewer must not take the server's error path
+            _log.exception("asgi_observe's viewer could not answer %s", local)
+            await _respond(send, 500, b'{"error": "viewer fault, see the logs"}', _JSON)
+            return
+        if encoded is None:
             await _respond(send, 404, b'{"error": "not found"}', _JSON)
             return
-        await _respond(send, 200, json.dumps(body, default=str).encode(), _JSON)
+        await _respond(send, 200, encoded, _JSON, head=scope["method"] == "HEAD")
 
     def _file(self, name: str) -> bytes:
         content = self._static.get(name)
@@ -130,7 +140,12 @@ def _limit(text: str | None) -> int:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    head: bool = False,
 ) -> None:
     all_headers = [
         *(headers or [(b"content-type", b"text/plain; charset=utf-8")]),
@@ -138,4 +153,4 @@ async def _respond(
         *_SECURITY_HEADERS,
     ]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -352,3 +352,18 @@ async def test_without_metrics_the_red_table_says_so(span_capture: Any) -> None:
 
     assert {"red": None} == red
     assert (False, True) == (status["metrics"], status["tracing"])
+
+
+async def test_head_gets_headers_only_and_a_fault_is_a_500(stack: Stack, client: Any) -> None:
+    head = await client.head("/_observe/api/status")
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("store broke")
+
+    stack.viewer.trace_list = broken  # type: ignore[method-assign]
+    faulty = await client.get("/_observe/api/traces")
+
+    assert (200, b"") == (head.status_code, head.content)
+    assert 0 < int(head.headers["content-length"])
+    assert 500 == faulty.status_code
+    assert 200 == (await client.get("/_observe/api/status")).status_code
