@@ -47,6 +47,7 @@ class ViewerApp:
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
         self._static: dict[str, bytes] = {}
+        self._faulted = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -85,7 +86,10 @@ class ViewerApp:
             body = self._api(local, query)
             encoded = None if body is None else json.dumps(body, default=str).encode()
         except Exception:  # a fault in the viewer must not take the server's error path
-            _log.exception("asgi_observe's viewer could not answer %s", local)
+            # Once with the traceback: the page polls every two seconds.
+            log = _log.debug if self._faulted else _log.exception
+            self._faulted = True
+            log("asgi_observe's viewer could not answer %s", local, exc_info=True)
             await _respond(send, 500, b'{"error": "viewer fault, see the logs"}', _JSON)
             return
         if encoded is None:
