@@ -161,7 +161,8 @@ async def test_the_viewer_own_requests_appear_nowhere(stack: Stack, client: Any)
     assert [] == list(stack.capture.spans)
     assert [] == await traces(client)
     assert "_observe" not in metrics
-    assert all("_observe" not in log["message"] for log in logs)
+    # The test's own in-process httpx client logs its requests too, from outside them.
+    assert all("_observe" not in log["message"] for log in logs if log["logger"] != "httpx")
 
 
 async def test_red_table_reads_the_metrics_families_with_route_templates(client: Any) -> None:
