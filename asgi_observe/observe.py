@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -23,6 +23,9 @@ from asgi_observe.propagation import install_global_propagator
 from asgi_observe.setup import config as _config
 from asgi_observe.setup.lifespan import LifespanMiddleware
 from asgi_observe.tracing.middleware import TracingMiddleware
+
+if TYPE_CHECKING:
+    from asgi_observe.viewer import Viewer
 
 __all__ = ["observe"]
 
@@ -48,6 +51,8 @@ def observe(
     exclude_prefixes: Iterable[str] = (),
     known_methods: Iterable[str] | None = None,
     route_resolver: RouteResolver | None = None,
+    viewer_path: str | None = None,
+    viewer: Viewer | None = None,
 ) -> ASGIApp:
     """Wrap `app` in every asgi_observe layer, in the right order, and return the result.
 
@@ -85,14 +90,27 @@ def observe(
         known_methods: HTTP methods reported as they are; others become ``_OTHER``.
         route_resolver: returns the route template from the scope, for frameworks
             asgi_observe does not know.
+        viewer_path: mount the local viewer (traces, RED, errors, logs) here, e.g.
+            "/_observe"; off when None. Loopback clients only; see docs/viewer.md.
+        viewer: the `asgi_observe.viewer.Viewer` to feed and show (its limits and who
+            may see it); a new one when None. Giving one turns the viewer on (at
+            "/_observe" unless `viewer_path` says otherwise).
 
     Since 0.1.0; `metrics_backend` since 0.2.0.
     """
     bypass_paths = set(path_set("exclude_paths", exclude_paths))
     bypass_prefixes = list(path_set("exclude_prefixes", exclude_prefixes))
-    for option, path in (("metrics_path", metrics_path), ("health_path", health_path)):
+    if viewer is not None and viewer_path is None:
+        viewer_path = "/_observe"
+    for option, path in (
+        ("metrics_path", metrics_path),
+        ("health_path", health_path),
+        ("viewer_path", viewer_path),
+    ):
         if path is not None:
             path_set(option, [path])
+    if viewer_path is not None and viewer_path.rstrip("/") == "":
+        raise ValueError("viewer_path cannot be '/': it would hide the whole app")
     handle = _config.configure(install_propagator=install_propagator) if configure else None
     if install_propagator and handle is None:
         install_global_propagator()
@@ -106,10 +124,18 @@ def observe(
         known_methods = handle.known_methods
 
     layered: ASGIApp = app
+    if viewer_path is not None:
+        from asgi_observe.viewer import Viewer
+
+        viewer = viewer or Viewer()
+        if not isinstance(viewer, Viewer):
+            raise TypeError("viewer must be an asgi_observe.viewer.Viewer")
+        layered = viewer.middleware(layered, route_resolver=route_resolver)
     if _sentry_wanted(sentry):
         from asgi_observe.errors.sentry import SentryMiddleware
 
         layered = SentryMiddleware(layered, route_resolver=route_resolver)
+    prometheus = False
     if metrics:
         prometheus, otel = resolve_backend(metrics_backend, exposition=metrics_path is not None)
         layered = MetricsMiddleware(
@@ -141,11 +167,23 @@ def observe(
         from asgi_observe.setup.health import health_app
 
         health = health_app()
+    mounts: dict[str, ASGIApp] = {}
+    if health_path and health is not None:
+        mounts[health_path] = health
+    if viewer_path is not None and viewer is not None:
+        # Metrics layers exist by now, so the viewer finds their Prometheus histogram.
+        viewer.connect(
+            tracer_provider=tracer_provider,
+            registry=registry,
+            namespace=namespace,
+            metrics=metrics and prometheus,
+        )
+        mounts[viewer_path] = viewer.asgi_app
     layered = PathDispatcher(
         layered,
         bare=app,
         endpoints={metrics_path: metrics_app(registry)} if metrics_path else None,
-        mounts={health_path: health} if health_path and health is not None else None,
+        mounts=mounts or None,
         bypass_paths=bypass_paths,
         bypass_prefixes=bypass_prefixes,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import logging
 import os
@@ -24,6 +25,8 @@ METRICS_PATH_VAR = "ASGI_OBSERVE_METRICS_PATH"
 HEALTH_PATH_VAR = "ASGI_OBSERVE_HEALTH_PATH"
 ACCESS_LOG_VAR = "ASGI_OBSERVE_ACCESS_LOG"
 JSON_LOGS_VAR = "ASGI_OBSERVE_JSON_LOGS"
+VIEWER_PATH_VAR = "ASGI_OBSERVE_VIEWER_PATH"
+DEFAULT_VIEWER_PATH = "/_observe"
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
 _FACTORY = "asgi_observe.cli:app_factory"
 
@@ -47,6 +50,7 @@ def app_factory() -> ASGIApp:
         metrics_path=os.environ.get(METRICS_PATH_VAR) or None,
         health_path=os.environ.get(HEALTH_PATH_VAR) or None,
         access_log=os.environ.get(ACCESS_LOG_VAR) == "1",
+        viewer_path=os.environ.get(VIEWER_PATH_VAR) or None,
     )
 
 
@@ -58,9 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
     if args.command == "run" and args.workers < 1:
         parser.error("--workers must be at least 1")
-    for path in (args.metrics_path, args.health_path):
+    for path in (args.metrics_path, args.health_path, args.viewer):
         if path and not path.startswith("/"):
             parser.error(f"{path!r}: paths must start with '/'")
+    if args.command == "run" and args.viewer and args.workers > 1:
+        # Each worker keeps its own viewer data: one page would show a random worker's.
+        parser.error("--viewer needs --workers 1")
     if args.command == "demo":
         _demo_environment()
     from asgi_observe.setup.config import validate_environment
@@ -89,6 +96,7 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
             HEALTH_PATH_VAR: args.health_path or "",
             ACCESS_LOG_VAR: "1" if args.access_log else "0",
             JSON_LOGS_VAR: "1" if args.json_logs else "0",
+            VIEWER_PATH_VAR: args.viewer or "",
         }
     )
     multiproc_dir = None
@@ -154,9 +162,34 @@ def _demo(args: argparse.Namespace, uvicorn: Any) -> int:
     _json_logging()
     args.metrics_path, args.health_path = "/metrics", "/health"
     _announce(args, demo=True)
-    app = observe(demo_app, metrics_path="/metrics", health_path="/health", access_log=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    app = observe(
+        demo_app,
+        metrics_path="/metrics",
+        health_path="/health",
+        access_log=True,
+        viewer_path=args.viewer,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    asyncio.run(_serve_demo(uvicorn.Server(config), args))
     return 0
+
+
+async def _serve_demo(server: Any, args: argparse.Namespace) -> None:
+    from asgi_observe.cli.demo import WARM_UP_PATHS, warm_up
+
+    serving = asyncio.create_task(server.serve())
+    # uvicorn's Server says it is listening only through this flag.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if server.started and args.viewer:
+        # So that the viewer's first look is not empty.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(args.host, args.host)
+        try:
+            await warm_up(host, args.port)
+            print(f"asgi-observe: sent the demo {' '.join(WARM_UP_PATHS)}", flush=True)
+        except OSError as exc:
+            print(f"asgi-observe: could not send the demo its first requests: {exc}", flush=True)
+    await serving
 
 
 def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
@@ -166,8 +199,10 @@ def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
         lines.append(f"  metrics: {base}{args.metrics_path}")
     if args.health_path:
         lines.append(f"  health:  {base}{args.health_path}/live|ready|startup")
+    if args.viewer:
+        lines.append(f"  viewer:  {base}{args.viewer}/  (traces, RED, errors, logs)")
     if demo:
-        lines.append(f"  try:     {base}/items/42  {base}/stream  {base}/error")
+        lines.append(f"  try:     {base}/items/42  {base}/slow  {base}/stream  {base}/error")
         lines.append("  logs:    one JSON line per request on stderr, with request_id and trace_id")
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
@@ -214,5 +249,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--access-log", action="store_true", help="asgi_observe's access log")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines with ids")
     run.add_argument("--log-level", default="info", help="uvicorn's log level (info)")
+    run.add_argument(
+        "--viewer", nargs="?", const=DEFAULT_VIEWER_PATH, default=None, metavar="PATH",
+        help=f"serve the local viewer at PATH ({DEFAULT_VIEWER_PATH}), loopback clients only",
+    )  # fmt: skip
+    viewer = demo.add_mutually_exclusive_group()
+    viewer.add_argument(
+        "--viewer", nargs="?", const=DEFAULT_VIEWER_PATH, default=DEFAULT_VIEWER_PATH,
+        metavar="PATH", help=f"serve the local viewer at PATH (on, at {DEFAULT_VIEWER_PATH})",
+    )  # fmt: skip
+    viewer.add_argument(
+        "--no-viewer", dest="viewer", action="store_const", const=None, help="no viewer"
+    )
     demo.set_defaults(metrics_path="/metrics", health_path="/health")
     return parser

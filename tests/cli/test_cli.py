@@ -225,6 +225,8 @@ def test_a_user_multiproc_dir_is_kept(tmp_path: Path, app_dir: Path) -> None:
         ({"OTEL_EXPORTER_OTLP_HEADERS": "nokey"}, (), "OTEL_EXPORTER_OTLP_HEADERS"),
         ({}, ("--workers", "0"), "--workers must be at least 1"),
         ({}, ("--metrics-path", "metrics"), "paths must start with '/'"),
+        ({}, ("--viewer", "_observe"), "paths must start with '/'"),
+        ({}, ("--viewer", "--workers", "2"), "--viewer needs --workers 1"),
     ],
 )
 def test_bad_configuration_fails_at_startup_with_a_clear_message(
@@ -293,6 +295,48 @@ def test_demo_serves_routes_logs_metrics_and_console_spans(tmp_path: Path) -> No
     assert all(len(line["trace_id"]) == 32 for line in logged)
     spans = [json.loads(block) for block in _console_spans(output)]
     assert any(span["name"] == "demo.load_item" for span in spans)
+
+
+def test_demo_starts_with_the_viewer_on_and_not_empty(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with running(
+        cli("demo", "--port", str(port)),
+        log_path=tmp_path / "demo.log",
+        env=clean_env(),
+        ready=lambda process: "sent the demo" in process.output(),
+        base_url=base,
+        cwd=tmp_path,
+    ) as server:
+        traces = httpx.get(base + "/_observe/api/traces", timeout=5).json()["traces"]
+        errors = httpx.get(base + "/_observe/api/errors", timeout=5).json()["groups"]
+        page = httpx.get(base + "/_observe/", timeout=5)
+
+    assert f"viewer:  {base}/_observe/" in server.output()
+    assert {(200, "/"), (200, "/slow"), (404, "/no-such-page"), (500, "/error")} == {
+        (t["status_code"], t["path"]) for t in traces
+    }
+    [slow] = [t for t in traces if t["path"] == "/slow"]
+    assert slow["spans"] >= 4  # the server span and its children
+    assert ["RuntimeError"] == [group["type"] for group in errors]
+    assert 200 == page.status_code
+
+
+def test_demo_without_the_viewer(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with running(
+        cli("demo", "--port", str(port), "--no-viewer"),
+        log_path=tmp_path / "demo.log",
+        env=clean_env(),
+        ready=http_ready("/health/live", status=200),
+        base_url=base,
+        cwd=tmp_path,
+    ) as server:
+        viewer = httpx.get(base + "/_observe/", timeout=5)
+
+    assert 404 == viewer.status_code
+    assert "viewer:" not in server.output()
 
 
 def _console_spans(output: str) -> list[str]:
