@@ -46,6 +46,10 @@ def observe(
     exclude_prefixes: Iterable[str] = (),
     known_methods: Iterable[str] | None = None,
     route_resolver: RouteResolver | None = None,
+    mcp_paths: Iterable[str] | None = None,
+    mcp_names: Iterable[str] = (),
+    mcp_spans: bool = False,
+    mcp_sentry_tool_errors: bool = False,
 ) -> ASGIApp:
     """Wrap `app` in every asgi_observe layer, in the right order, and return the result.
 
@@ -78,11 +82,21 @@ def observe(
         known_methods: HTTP methods reported as they are; others become ``_OTHER``.
         route_resolver: returns the route template from the scope, for frameworks
             asgi_observe does not know.
+        mcp_paths: the paths of MCP Streamable HTTP endpoints (mount prefix included);
+            None finds those of the `mcp` and `fastmcp` SDKs in the app's routes, once,
+            here; an empty list turns MCP awareness off (docs/frameworks/mcp.md).
+        mcp_names: tool and prompt names that may be metric labels before the server
+            lists them.
+        mcp_spans: emit an MCP SERVER span per JSON-RPC request, for servers that emit
+            none themselves.
+        mcp_sentry_tool_errors: also send ``isError`` tool results and JSON-RPC error
+            answers to Sentry (a tool that raises is reported either way).
 
     Since 0.1.0.
     """
     bypass_paths = set(path_set("exclude_paths", exclude_paths))
     bypass_prefixes = list(path_set("exclude_prefixes", exclude_prefixes))
+    mcp_endpoints = None if mcp_paths is None else path_set("mcp_paths", mcp_paths)
     for option, path in (("metrics_path", metrics_path), ("health_path", health_path)):
         if path is not None:
             path_set(option, [path])
@@ -97,8 +111,27 @@ def observe(
         register_quart_route_hook(framework_app)
     if handle is not None and known_methods is None:
         known_methods = handle.known_methods
+    if mcp_endpoints is None:
+        from asgi_observe.mcp.discover import find_mcp_paths
+
+        mcp_endpoints = frozenset(find_mcp_paths(framework_app))
 
     layered: ASGIApp = app
+    if mcp_endpoints:
+        # Innermost, so every outer layer finds the MCP facts of a message in the record
+        # before that message reaches it.
+        from asgi_observe.mcp.middleware import McpMiddleware
+
+        layered = McpMiddleware(
+            layered,
+            paths=mcp_endpoints,
+            registry=registry,
+            namespace=namespace,
+            names=mcp_names,
+            spans=mcp_spans,
+            tracer_provider=tracer_provider,
+            sentry_tool_errors=mcp_sentry_tool_errors,
+        )
     if _sentry_wanted(sentry):
         from asgi_observe.errors.sentry import SentryMiddleware
 

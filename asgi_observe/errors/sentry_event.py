@@ -24,6 +24,10 @@ from asgi_observe.errors.sentry_policy import (
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
 from asgi_observe.scrub.values import MAX_BODY_BYTES
 
+_MCP_TAGS = frozenset(
+    ("mcp.method.name", "gen_ai.tool.name", "gen_ai.prompt.name", "mcp.session.id")
+)
+
 
 class RequestEvents:
     """Added to the request's isolation scope: runs for every event captured inside it.
@@ -112,6 +116,10 @@ class RequestEvents:
             tags = event["tags"] = {}
         if record.request_id is not None:
             tags["request_id"] = record.request_id
+        if record.mcp is not None:  # an MCP endpoint (issue 15): the tool and the session
+            for key, value in record.mcp.span_attributes().items():
+                if key in _MCP_TAGS:
+                    tags.setdefault(key, value)
         if route:
             tags["http.route"] = route
             if not event.get("transaction"):

@@ -142,6 +142,12 @@ class TracingMiddleware:
             elif status is not None and status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))
+            elif record.mcp is not None and record.mcp.error_type:
+                # An MCP tool error or JSON-RPC error hides behind an HTTP 200 (issue 15).
+                span.set_attribute("error.type", record.mcp.error_type)
+                span.set_status(Status(StatusCode.ERROR))
+            if record.mcp is not None:
+                span.set_attributes(record.mcp.span_attributes())
             span.end(end_time=record.stamp_end())
 
         async def send_wrapper(message: Message) -> None:
