@@ -149,6 +149,7 @@ def observe(
         tracer_provider=tracer_provider,
         known_methods=known_methods,
         route_resolver=route_resolver,
+        body_parent_paths=_with_slashes(mcp_endpoints),
     )
     layered = RequestIdMiddleware(
         layered,
@@ -175,6 +176,15 @@ def observe(
     )
     return LifespanMiddleware(
         layered, handle=handle, health=_startup_listener(health), tracer_provider=tracer_provider
+    )
+
+
+def _with_slashes(paths: frozenset[str]) -> frozenset[str]:
+    # McpMiddleware serves "/mcp" and "/mcp/" alike; so must the span's parent lookup.
+    return frozenset(
+        variant
+        for path in paths
+        for variant in (path, path.rstrip("/") or "/", path.rstrip("/") + "/")
     )
 
 

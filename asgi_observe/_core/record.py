@@ -41,6 +41,7 @@ class RequestRecord:
         "route",
         "route_resolved",
         "span",
+        "span_parent_hook",
         "start_ns",
         "status",
         "trailers_expected",
@@ -63,6 +64,9 @@ class RequestRecord:
         self.client_disconnected: bool = False
         # Filled by asgi_observe.mcp on MCP endpoints; every pillar reads it from here.
         self.mcp: McpFacts | None = None
+        # Set by tracing while a span waits for a parent from the body (MCP params._meta):
+        # called once with {"traceparent": ..., "tracestate": ...} or None.
+        self.span_parent_hook: Callable[[dict[str, str] | None], object] | None = None
 
     def stamp_end(self) -> int:
         """Stamp the end of the request once; later calls return the same reading."""

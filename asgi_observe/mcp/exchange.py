@@ -90,7 +90,7 @@ class Exchange:
         "_notifications",
         "_null_error",
         "_on_error",
-        "_parent_span",
+        "_on_parent",
         "_pending",
         "_session",
         "_spans",
@@ -111,7 +111,7 @@ class Exchange:
         header_method: str | None,
         header_name: str | None,
         spans: McpSpans | None,
-        parent_span: Any,
+        on_parent: Callable[[dict[str, str] | None], object] | None,
         on_error: Callable[[McpFacts, str, str | None], None] | None,
     ) -> None:
         self.facts = facts
@@ -119,7 +119,7 @@ class Exchange:
         self._families = families
         self._max = max_bytes
         self._spans = spans
-        self._parent_span = parent_span
+        self._on_parent = on_parent  # a deferred HTTP span's start (tracing/middleware.py)
         self._on_error = on_error
         self._body: list[bytes] | None = []
         self._body_size = 0
@@ -152,15 +152,36 @@ class Exchange:
         self._body_size += len(chunk)
         if self._body_size > self._max:
             self._body = None  # over the cap: served, measured, not read
+            self._parent(None)
             self._client_messages(None)
             return
         if chunk:
             body.append(chunk)
         if not more:
             self._body = None
-            if self.http_method == "POST":
-                data = body[0] if len(body) == 1 else b"".join(body)
-                self._client_messages(parse_messages(data) if data else [])
+            if self.http_method != "POST":
+                self._parent(None)
+                return
+            data = body[0] if len(body) == 1 else b"".join(body)
+            messages = parse_messages(data) if data else []
+            first = messages[0] if messages else None
+            self._parent(first)
+            self._client_messages(messages)
+
+    def _parent(self, first: RpcMessage | None) -> None:
+        # The HTTP span may wait for the trace context of the first message's _meta.
+        on_parent = self._on_parent
+        if on_parent is None:
+            return
+        self._on_parent = None
+        traceparent = first.meta_traceparent if first is not None else None
+        if traceparent is None:
+            on_parent(None)
+            return
+        carrier = {"traceparent": traceparent}
+        if first is not None and first.meta_tracestate is not None:
+            carrier["tracestate"] = first.meta_tracestate
+        on_parent(carrier)
 
     def _client_messages(self, messages: list[RpcMessage] | None) -> None:
         facts = self.facts
@@ -203,7 +224,7 @@ class Exchange:
     def _track(self, key: Any, method: str | None, name: str | None, uri: str | None) -> None:
         pending = self._pending[key] = _Pending(key, method, name, uri)
         if self._spans is not None:
-            pending.span = self._spans.start(pending, self._parent_span)
+            pending.span = self._spans.start(pending, self.facts.server_span)
 
     # --- the response ---------------------------------------------------------------
 

@@ -153,7 +153,7 @@ class McpMiddleware:
             header_method=header_method,
             header_name=header_name,
             spans=self._spans,
-            parent_span=record.span,
+            on_parent=record.span_parent_hook,
             on_error=self._on_error,
         )
         observing = True

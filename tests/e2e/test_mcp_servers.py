@@ -35,7 +35,10 @@ pytestmark = [pytest.mark.e2e]
 
 SPAN_KIND_SERVER = 2
 SECRET = "Bearer sk-live-e2e-0123456789abcdef"
-VARIANTS = ["mcp", "mcp-legacy", "fastmcp"]
+# "mcp" and "mcp-legacy" use the client as it comes: its trace context travels only in
+# params._meta. "mcp-headers" also sends it in the HTTP headers, as an instrumented HTTP
+# client would.
+VARIANTS = ["mcp", "mcp-legacy", "mcp-headers", "fastmcp"]
 
 
 class ListHandler(logging.Handler):
@@ -108,7 +111,7 @@ async def serving(app: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 15)
 
 
-async def run_mcp_client(url: str, legacy: bool) -> None:
+async def run_mcp_client(url: str, *, legacy: bool, headers: bool) -> None:
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -120,7 +123,9 @@ async def run_mcp_client(url: str, legacy: bool) -> None:
         propagate.inject(request.headers)
 
     http_client = httpx2.AsyncClient(
-        headers={"authorization": SECRET}, timeout=30, event_hooks={"request": [inject]}
+        headers={"authorization": SECRET},
+        timeout=30,
+        event_hooks={"request": [inject] if headers else []},
     )
     transport = streamable_http_client(url, http_client=http_client)
     async with http_client, Client(transport, **({"mode": "legacy"} if legacy else {})) as client:
@@ -210,7 +215,9 @@ def run(request: pytest.FixtureRequest, tracing: Any, otlp_receiver: Collector) 
                     if variant == "fastmcp":
                         await run_fastmcp_client(url)
                     else:
-                        await run_mcp_client(url, legacy=variant == "mcp-legacy")
+                        await run_mcp_client(
+                            url, legacy=variant == "mcp-legacy", headers=variant == "mcp-headers"
+                        )
                     async with httpx.AsyncClient() as http:
                         return (await http.get(f"{base}/metrics")).text
 
