@@ -23,6 +23,8 @@ from asgi_observe.mcp.jsonrpc import (
     RESULT,
     RpcMessage,
     parse_messages,
+    quick_outcome,
+    quick_request,
 )
 from asgi_observe.mcp.names import INVALID as INVALID_LABEL
 from asgi_observe.mcp.names import method_label
@@ -37,7 +39,11 @@ TOOL_ERROR = "tool_error"
 INCOMPLETE = "incomplete_response"
 
 _perf = time.perf_counter
-_HEADER_ID: Any = object()  # the request known from Mcp-Method/Mcp-Name headers only
+_HEADER_ID: Any = object()
+# Answers read in full: their names and versions matter (the rest: outcome only).
+_READ_ANSWERS = frozenset(
+    {"tools/list", "prompts/list", "initialize", None}
+)  # the request known from Mcp-Method/Mcp-Name headers only
 
 
 def session_digest(session_id: str) -> str:
@@ -83,6 +89,8 @@ class Exchange:
         "_body",
         "_body_size",
         "_families",
+        "_header_method",
+        "_header_name",
         "_invalid",
         "_json",
         "_json_size",
@@ -132,6 +140,8 @@ class Exchange:
         self._null_error: str | None = None  # the code of an error answer with id null
         self._status: int | None = None
         self._session = session_id
+        self._header_method = header_method
+        self._header_name = header_name
         if session_id is not None:
             facts.session_id = session_digest(session_id)
         if header_method is not None:
@@ -163,10 +173,27 @@ class Exchange:
                 self._parent(None)
                 return
             data = body[0] if len(body) == 1 else b"".join(body)
-            messages = parse_messages(data) if data else []
+            messages = (self._quick(data) or parse_messages(data)) if data else []
             first = messages[0] if messages else None
             self._parent(first)
             self._client_messages(messages)
+
+    def _quick(self, data: bytes) -> list[RpcMessage] | None:
+        # The headers named the method: the id and _meta are found without a parse.
+        method = self._header_method
+        if method is None:
+            return None
+        quick = quick_request(data)
+        if quick is None:
+            return None
+        message = RpcMessage(REQUEST)
+        message.id, message.meta_traceparent, message.meta_tracestate = quick
+        message.method = method
+        if method.startswith("resources/"):
+            message.uri = self._header_name
+        else:
+            message.name = self._header_name
+        return [message]
 
     def _parent(self, first: RpcMessage | None) -> None:
         # The HTTP span may wait for the trace context of the first message's _meta.
@@ -244,7 +271,7 @@ class Exchange:
         if sse is not None:
             for data in sse.feed(chunk):
                 if data is not None:
-                    self._server_messages(parse_messages(data))
+                    self._server_data(data)
             return
         parts = self._json
         if parts is None:
@@ -259,7 +286,21 @@ class Exchange:
             self._json = None
             data = parts[0] if len(parts) == 1 else b"".join(parts)
             if data:
-                self._server_messages(parse_messages(data))
+                self._server_data(data)
+
+    def _server_data(self, data: bytes) -> None:
+        pending = self._pending
+        if len(pending) == 1:
+            # One request waiting and an answer that needs no names read: the outcome
+            # is found without parsing (most tools/call answers).
+            (key, waiting), *_ = pending.items()
+            if waiting.method not in _READ_ANSWERS:
+                outcome = quick_outcome(data, None if key is _HEADER_ID else key)
+                if outcome is not None:
+                    del pending[key]
+                    self._done(waiting, outcome, key)
+                    return
+        self._server_messages(parse_messages(data))
 
     def _server_messages(self, messages: list[RpcMessage]) -> None:
         families = self._families
@@ -279,6 +320,8 @@ class Exchange:
                 error_type = str(message.error_code) if message.error_code is not None else "_OTHER"
                 if message.id is None:
                     self._null_error = error_type
+                    if self.facts.error_type is None:  # before the span ends
+                        self.facts.error_type = error_type
                     continue
             pending = self._pending.pop(message.id, None)
             if pending is None and len(self._pending) == 1 and _HEADER_ID in self._pending:
@@ -306,21 +349,26 @@ class Exchange:
 
     # --- the end --------------------------------------------------------------------
 
-    def finish(self, duration_s: float) -> None:
-        """The HTTP exchange is over: what was not answered, notifications, bad input."""
+    def finish(self, duration_s: Callable[[], float]) -> None:
+        """The HTTP exchange is over: what was not answered, notifications, bad input.
+
+        `duration_s` gives the HTTP request's duration (only read when needed).
+        """
         families = self._families
         status = self._status
+        if not (self._pending or self._notifications or self._invalid or self._session):
+            return
         failed = self._null_error or (str(status) if status is not None and status >= 400 else "")
         for pending in list(self._pending.values()):
             self._done(pending, failed or INCOMPLETE, None)
         self._pending.clear()
         for method in self._notifications:
-            families.observe(method_label(method), "", "", failed, duration_s)
+            families.observe(method_label(method), "", "", failed, duration_s())
         if self._invalid:
             if self.facts.method is None and self.facts.error_type is None:
                 self.facts.error_type = failed or INVALID_LABEL
             for _ in range(self._invalid):
-                families.observe(INVALID_LABEL, "", "", failed, duration_s)
+                families.observe(INVALID_LABEL, "", "", failed, duration_s())
         session = self._session
         if session is not None and status is not None:
             if status == 404:

@@ -8,6 +8,7 @@ observability needs are kept; the parsed document itself is dropped at once.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "RESULT",
     "RpcMessage",
     "parse_messages",
+    "quick_outcome",
+    "quick_request",
 ]
 
 REQUEST = "request"
@@ -92,6 +95,85 @@ def parse_messages(data: bytes) -> list[RpcMessage]:
             return [RpcMessage(INVALID)]
         return [_message(item) for item in document[:MAX_BATCH_MESSAGES]]
     return [_message(document)]
+
+
+# The id of an answer written the usual way: first, or right after "jsonrpc".
+_LEADING_ID = re.compile(
+    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"[^"\\]*")\s*,'
+)
+
+
+def quick_outcome(data: bytes, expected_id: str | int | float | None) -> str | None:
+    """The outcome of a lone answer without parsing it: "" (success), "tool_error", or None.
+
+    The answer must carry `expected_id` as its leading id (None: any id).
+    None when only a full parse can tell: an error answer (or the word ``"error"``
+    anywhere), a request or notification (``"method"``), a batch, escapes that could
+    spell a key, no ``"result"``. A key cannot be matched inside a string value, where
+    its quotes are escaped.
+    """
+    if b'"result"' not in data or b'"error"' in data or b'"method"' in data or b"\\u" in data:
+        return None
+    leading = _LEADING_ID.match(data)
+    if leading is None:
+        return None
+    if expected_id is not None and leading.group(1) != _id_token(expected_id):
+        return None
+    at = data.find(b'"isError"')
+    if at < 0:
+        return ""
+    rest = data[at + 9 : at + 40].lstrip()
+    if rest[:1] != b":":
+        return None
+    value = rest[1:].lstrip()
+    if value.startswith(b"true"):
+        return "tool_error"
+    return "" if value.startswith(b"false") else None
+
+
+_META_VALUE = rb'\s*:\s*"([^"\\]{0,256})"'
+_TRACEPARENT = re.compile(rb'"traceparent"' + _META_VALUE)
+_TRACESTATE = re.compile(rb'"tracestate"' + _META_VALUE)
+
+
+def quick_request(data: bytes) -> tuple[str | int, str | None, str | None] | None:
+    """``(id, _meta traceparent, _meta tracestate)`` of a lone request, without parsing it.
+
+    For 2026-07-28 requests, whose method and name the ``Mcp-Method``/``Mcp-Name``
+    headers already give. None when only a full parse can tell: no leading id, or a
+    ``traceparent`` that is not plainly the one in ``params._meta`` (after ``"_meta"``,
+    after the arguments, and the only one).
+    """
+    leading = _LEADING_ID.match(data)
+    if leading is None:
+        return None
+    token = leading.group(1)
+    message_id: str | int = token[1:-1].decode("latin-1") if token[:1] == b'"' else int(token)
+    at = data.find(b'"traceparent"')
+    if at < 0:
+        return message_id, None, None
+    meta = data.rfind(b'"_meta"', 0, at)
+    if (
+        meta < 0
+        or data.find(b'"traceparent"', at + 13) >= 0
+        or data.find(b'"arguments"', meta, at) >= 0
+    ):
+        return None
+    traceparent = _TRACEPARENT.match(data, at)
+    if traceparent is None:
+        return None
+    state = _TRACESTATE.search(data, meta)
+    return (
+        message_id,
+        traceparent.group(1).decode("latin-1"),
+        state.group(1).decode("latin-1") if state else None,
+    )
+
+
+def _id_token(value: str | int | float) -> bytes | None:
+    if isinstance(value, str):
+        return None if '"' in value or "\\" in value else b'"' + value.encode() + b'"'
+    return str(value).encode() if isinstance(value, int) else None
 
 
 def _text(value: Any) -> str | None:

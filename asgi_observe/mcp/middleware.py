@@ -130,7 +130,7 @@ class McpMiddleware:
         facts.server_span = record.span
         session_id = header_method = header_name = None
         for name, value in scope["headers"]:
-            if name[:4] != b"mcp-":
+            if not name.startswith(b"mcp-"):
                 continue
             if name == _SESSION_ID:
                 session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
@@ -190,7 +190,7 @@ class McpMiddleware:
                 sessions.request_ended(session_id)
             if observing:
                 try:
-                    exchange.finish(record.duration_s)
+                    exchange.finish(lambda: record.duration_s)
                 except Exception:
                     _report_fault()
 
@@ -203,10 +203,9 @@ def _note_response(exchange: Exchange, message: Message) -> None:
         content_type = b""
         session_id = None
         for name, value in message.get("headers") or ():
-            lower = name.lower()
-            if lower == _CONTENT_TYPE:
+            if name == _CONTENT_TYPE or (len(name) == 12 and name.lower() == _CONTENT_TYPE):
                 content_type = value.lower()
-            elif lower == _SESSION_ID:
+            elif name == _SESSION_ID or (len(name) == 14 and name.lower() == _SESSION_ID):
                 session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
         exchange.response_start(message["status"], content_type, session_id)
 

@@ -17,6 +17,7 @@ from asgi_observe.mcp.jsonrpc import (
     REQUEST,
     RESULT,
     parse_messages,
+    quick_outcome,
 )
 
 
@@ -167,3 +168,41 @@ _shaped = st.dictionaries(_keys, _json | st.just("2.0"), max_size=6)
 def test_never_raises_on_json_shaped_like_json_rpc(document: object) -> None:
     for message in parse_messages(json.dumps(document).encode()):
         assert message.kind in {REQUEST, NOTIFICATION, RESULT, ERROR, INVALID}
+
+
+@pytest.mark.parametrize(
+    ("data", "outcome"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}', ""),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"isError" : true}}', "tool_error"),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}', ""),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"\\"isError\\": true"}}', ""),
+        (b'{"jsonrpc":"2.0","id":1,"error":{"code":-1}}', None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"error"}}', None),
+        (b'{"jsonrpc":"2.0","method":"notifications/message","params":{"result":1}}', None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"is\\u0045rror":true}}', None),
+        (b'[{"jsonrpc":"2.0","id":1,"result":{}}]', None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"isError":"yes"}}', None),
+        (b'{"jsonrpc":"2.0","id":2,"result":{}}', None),
+        (b'{"jsonrpc":"2.0","id":{"a":1},"result":{}}', None),
+        (b'{"id": 1, "jsonrpc": "2.0", "result": {}}', ""),
+        (b'{"result":{},"jsonrpc":"2.0","id":1}', None),
+    ],
+)
+def test_quick_outcome_agrees_with_the_parse_or_defers_to_it(
+    data: bytes, outcome: str | None
+) -> None:
+    assert outcome == quick_outcome(data, 1)
+    if outcome is not None:
+        [message] = parse_messages(data)
+        assert (outcome == "tool_error") == message.is_error
+
+
+@given(st.one_of(_shaped, st.lists(_shaped, max_size=3)), st.booleans())
+def test_quick_outcome_never_contradicts_the_parse(document: object, spaced: bool) -> None:
+    data = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    outcome = quick_outcome(data, None)
+    if outcome is not None:
+        [message] = parse_messages(data)
+        if message.kind == RESULT:
+            assert (outcome == "tool_error") == message.is_error
