@@ -39,11 +39,9 @@ TOOL_ERROR = "tool_error"
 INCOMPLETE = "incomplete_response"
 
 _perf = time.perf_counter
-_HEADER_ID: Any = object()
+_HEADER_ID: Any = object()  # the request known from Mcp-Method/Mcp-Name headers only
 # Answers read in full: their names and versions matter (the rest: outcome only).
-_READ_ANSWERS = frozenset(
-    {"tools/list", "prompts/list", "initialize", None}
-)  # the request known from Mcp-Method/Mcp-Name headers only
+_READ_ANSWERS = frozenset({"tools/list", "prompts/list", "initialize", None})
 
 
 def session_digest(session_id: str) -> str:
