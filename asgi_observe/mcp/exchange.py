@@ -293,7 +293,8 @@ class Exchange:
             # is found without parsing (most tools/call answers).
             (key, waiting), *_ = pending.items()
             if waiting.method not in _READ_ANSWERS:
-                outcome = quick_outcome(data, None if key is _HEADER_ID else key)
+                expected = None if key is _HEADER_ID else key
+                outcome = quick_outcome(data, expected, waiting.method == "tools/call")
                 if outcome is not None:
                     del pending[key]
                     self._done(waiting, outcome, key)

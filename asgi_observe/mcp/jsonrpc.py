@@ -97,31 +97,38 @@ def parse_messages(data: bytes) -> list[RpcMessage]:
     return [_message(document)]
 
 
-# The id of an answer written the usual way: first, or right after "jsonrpc".
+# A result written the usual way: the id first, or right after "jsonrpc", then "result".
+_LEADING_RESULT = re.compile(
+    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"[^"\\]*")\s*,\s*"result"\s*:'
+)
 _LEADING_ID = re.compile(
     rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"[^"\\]*")\s*,'
 )
 
 
-def quick_outcome(data: bytes, expected_id: str | int | float | None) -> str | None:
+def quick_outcome(
+    data: bytes, expected_id: str | int | float | None, tool_call: bool = True
+) -> str | None:
     """The outcome of a lone answer without parsing it: "" (success), "tool_error", or None.
 
-    The answer must carry `expected_id` as its leading id (None: any id).
-    None when only a full parse can tell: an error answer (or the word ``"error"``
-    anywhere), a request or notification (``"method"``), a batch, escapes that could
-    spell a key, no ``"result"``. A key cannot be matched inside a string value, where
-    its quotes are escaped.
+    The answer must start as a result for `expected_id` (None: any id). None when only a
+    full parse can tell: an error answer, a request or notification, a batch, another
+    key order, escapes that could spell a key, or (for a `tool_call`) an ``isError``
+    key that is missing, not plainly true or false, or present more than once. A key
+    cannot be matched inside a string value, where its quotes are escaped.
     """
-    if b'"result"' not in data or b'"error"' in data or b'"method"' in data or b"\\u" in data:
-        return None
-    leading = _LEADING_ID.match(data)
+    leading = _LEADING_RESULT.match(data)
     if leading is None:
         return None
     if expected_id is not None and leading.group(1) != _id_token(expected_id):
         return None
-    at = data.find(b'"isError"')
-    if at < 0:
+    if not tool_call:
         return ""
+    if b"\\u" in data:
+        return None
+    at = data.find(b'"isError"', leading.end())
+    if at < 0 or data.find(b'"isError"', at + 9) >= 0:
+        return None
     rest = data[at + 9 : at + 40].lstrip()
     if rest[:1] != b":":
         return None

@@ -175,17 +175,19 @@ def test_never_raises_on_json_shaped_like_json_rpc(document: object) -> None:
     [
         (b'{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}', ""),
         (b'{"jsonrpc":"2.0","id":1,"result":{"isError" : true}}', "tool_error"),
-        (b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}', ""),
-        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"\\"isError\\": true"}}', ""),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}', None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"\\"isError\\": true","isError":false}}', ""),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"isError":false,"x":{"isError":true}}}', None),
         (b'{"jsonrpc":"2.0","id":1,"error":{"code":-1}}', None),
-        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"error"}}', None),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"text":"error","isError":false}}', ""),
         (b'{"jsonrpc":"2.0","method":"notifications/message","params":{"result":1}}', None),
         (b'{"jsonrpc":"2.0","id":1,"result":{"is\\u0045rror":true}}', None),
         (b'[{"jsonrpc":"2.0","id":1,"result":{}}]', None),
         (b'{"jsonrpc":"2.0","id":1,"result":{"isError":"yes"}}', None),
         (b'{"jsonrpc":"2.0","id":2,"result":{}}', None),
         (b'{"jsonrpc":"2.0","id":{"a":1},"result":{}}', None),
-        (b'{"id": 1, "jsonrpc": "2.0", "result": {}}', ""),
+        (b'{"id": 1, "jsonrpc": "2.0", "result": {"isError": false}}', None),
+        (b'{"id": 1, "result": {"isError": false}}', ""),
         (b'{"result":{},"jsonrpc":"2.0","id":1}', None),
     ],
 )
@@ -201,8 +203,10 @@ def test_quick_outcome_agrees_with_the_parse_or_defers_to_it(
 @given(st.one_of(_shaped, st.lists(_shaped, max_size=3)), st.booleans())
 def test_quick_outcome_never_contradicts_the_parse(document: object, spaced: bool) -> None:
     data = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":")).encode()
-    outcome = quick_outcome(data, None)
-    if outcome is not None:
-        [message] = parse_messages(data)
-        if message.kind == RESULT:
-            assert (outcome == "tool_error") == message.is_error
+    for tool_call in (True, False):
+        outcome = quick_outcome(data, None, tool_call)
+        if outcome is not None:
+            [message] = parse_messages(data)
+            assert RESULT == message.kind
+            if tool_call:
+                assert (outcome == "tool_error") == message.is_error
