@@ -65,6 +65,29 @@ def mcp_sdk_app() -> Any:
     return server.streamable_http_app()
 
 
+def mounted_mcp_sdk_app() -> Any:
+    """The mcp server mounted at /tools inside a FastAPI app, which runs its lifespan."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+
+    inner = mcp_sdk_app()
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async with inner.router.lifespan_context(inner):
+            yield
+
+    outer = FastAPI(lifespan=lifespan)
+
+    @outer.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    outer.mount("/tools", inner)
+    return outer
+
+
 def fastmcp_app() -> Any:
     from fastmcp import FastMCP
     from fastmcp.exceptions import ToolError

@@ -21,7 +21,7 @@ import fastmcp.client  # noqa: F401 - imported here, not deep in a test (CPython
 import httpx
 import pytest
 from e2e_harness import LOOPBACK, Collector, ExportedSpan, free_port
-from mcp_servers import fastmcp_app, mcp_sdk_app, structlog_lines
+from mcp_servers import fastmcp_app, mcp_sdk_app, mounted_mcp_sdk_app, structlog_lines
 from otel_reset import fresh_globals
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +38,8 @@ SECRET = "Bearer sk-live-e2e-0123456789abcdef"
 # "mcp" and "mcp-legacy" use the client as it comes: its trace context travels only in
 # params._meta. "mcp-headers" also sends it in the HTTP headers, as an instrumented HTTP
 # client would.
-VARIANTS = ["mcp", "mcp-legacy", "mcp-headers", "fastmcp"]
+# "mcp-mounted" serves it at /tools/mcp inside a FastAPI app.
+VARIANTS = ["mcp", "mcp-legacy", "mcp-headers", "mcp-mounted", "fastmcp"]
 
 
 class ListHandler(logging.Handler):
@@ -204,14 +205,15 @@ def run(request: pytest.FixtureRequest, tracing: Any, otlp_receiver: Collector) 
     registry = CollectorRegistry()
     try:
         with sentry_client(receiver.dsn, traces_sample_rate=None):
-            app = fastmcp_app() if variant == "fastmcp" else mcp_sdk_app()
+            builders = {"fastmcp": fastmcp_app, "mcp-mounted": mounted_mcp_sdk_app}
+            app = builders.get(variant, mcp_sdk_app)()
             observed = observe(
                 app, configure=False, registry=registry, metrics_path="/metrics", sentry=True
             )
 
             async def session() -> str:
                 async with serving(observed) as base:
-                    url = f"{base}/mcp"
+                    url = f"{base}/tools/mcp" if variant == "mcp-mounted" else f"{base}/mcp"
                     if variant == "fastmcp":
                         await run_fastmcp_client(url)
                     else:
