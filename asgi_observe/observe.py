@@ -17,6 +17,7 @@ from asgi_observe.frameworks.quart import is_quart_app, register_quart_route_hoo
 from asgi_observe.logs.correlation import install_log_record_factory
 from asgi_observe.logs.request_id import RequestIdMiddleware
 from asgi_observe.metrics.app import metrics_app
+from asgi_observe.metrics.backend import resolve_backend
 from asgi_observe.metrics.middleware import MetricsMiddleware
 from asgi_observe.propagation import install_global_propagator
 from asgi_observe.setup import config as _config
@@ -36,6 +37,7 @@ def observe(
     access_log: bool | logging.Logger = False,
     log_correlation: bool = True,
     metrics: bool = True,
+    metrics_backend: str | None = None,
     registry: Any = None,
     namespace: str = "",
     metrics_path: str | None = None,
@@ -68,7 +70,12 @@ def observe(
         request_id_header: the header carrying the request id, in and out.
         access_log: True, or a logger, for one access log record per request.
         log_correlation: stamp request_id, trace_id and span_id on every log record.
-        metrics: include the Prometheus metrics layer.
+        metrics: include the RED metrics layer.
+        metrics_backend: where it records: "prometheus", "otel" (or "otlp"), "both", or
+            "auto"; None reads ``ASGI_OBSERVE_METRICS_BACKEND`` ("auto" when unset).
+            "auto" records through the OpenTelemetry meter when a meter provider is
+            active, with prometheus-client when none is, and with both when
+            `metrics_path` serves an exposition next to an active meter provider.
         registry: the prometheus-client registry (the default one when None).
         namespace: prefix of the metric names.
         metrics_path: serve the metrics exposition at this path (e.g. "/metrics").
@@ -92,7 +99,7 @@ def observe(
         mcp_sentry_tool_errors: also send ``isError`` tool results and JSON-RPC error
             answers to Sentry (a tool that raises is reported either way).
 
-    Since 0.1.0.
+    Since 0.1.0; `metrics_backend` since 0.2.0.
     """
     bypass_paths = set(path_set("exclude_paths", exclude_paths))
     bypass_prefixes = list(path_set("exclude_prefixes", exclude_prefixes))
@@ -137,8 +144,10 @@ def observe(
 
         layered = SentryMiddleware(layered, route_resolver=route_resolver)
     if metrics:
+        prometheus, otel = resolve_backend(metrics_backend, exposition=metrics_path is not None)
         layered = MetricsMiddleware(
             layered,
+            backend="both" if prometheus and otel else "otel" if otel else "prometheus",
             registry=registry,
             namespace=namespace,
             known_methods=known_methods,

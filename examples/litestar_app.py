@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 
 import asgi_observe
-from asgi_observe.logging import JsonFormatter
+from asgi_observe.logs import JsonFormatter
 
 DOWNSTREAM_URL = os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8001/")
 

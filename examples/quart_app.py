@@ -22,7 +22,7 @@ from opentelemetry.propagate import inject
 from quart import Quart
 
 import asgi_observe
-from asgi_observe.logging import JsonFormatter
+from asgi_observe.logs import JsonFormatter
 
 DOWNSTREAM_URL = os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8001/")
 

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 
 import asgi_observe
-from asgi_observe.logging import JsonFormatter
+from asgi_observe.logs import JsonFormatter
 
 DOWNSTREAM_URL = os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8001/")
 

@@ -126,7 +126,7 @@ class SentryMiddleware:
             await self.app(scope, receive_wrapper, app_send)
             status = record.status
             if status is not None and status >= 500 and not events.reported:
-                if isinstance(record.exception, Exception):  # handed over by error_hooks.py
+                if isinstance(record.exception, Exception):  # handed over by errors/hooks.py
                     self._report(events, record.exception)
                 elif self._capture_5xx:
                     self._report_status(events, status)

@@ -14,6 +14,7 @@ from opentelemetry.trace import get_current_span
 from asgi_observe._core.mcp_facts import current_mcp
 from asgi_observe._core.record import RequestRecord
 from asgi_observe._core.span_ids import span_ids
+from asgi_observe.logs.exception_ids import exception_ids
 
 __all__ = [
     "ACCESS_LOGGER_NAME",
@@ -27,7 +28,7 @@ __all__ = [
 ACCESS_LOGGER_NAME = "asgi_observe.access"
 
 # Set by RequestIdMiddleware for the duration of a request; it lives here so that this
-# module needs nothing from the middleware (request_id.py imports logging.py, not back).
+# module needs nothing from the middleware (request_id.py imports correlation.py, not back).
 request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", default=None)
 
 _Ids = tuple[str | None, str | None, str | None]
@@ -70,13 +71,23 @@ def _current_ids() -> _Ids:
     return request_id, trace_id, span_id
 
 
+def _escaped_ids(record: logging.LogRecord) -> _Ids:
+    # Outside a request, a record about an exception that escaped one (the server's
+    # "Exception in ASGI application") carries that request's ids.
+    if not record.exc_info:
+        return _NO_IDS
+    ids = exception_ids(record.exc_info)
+    return _NO_IDS if ids is None else (ids.request_id, ids.trace_id, ids.span_id)
+
+
 def _record_ids(record: logging.LogRecord) -> _Ids:
     # Records made by our factory (or passed through our filter) already carry the ids
     # of the thread that logged; a handler running elsewhere must not overwrite them.
     attributes = record.__dict__
     if "request_id" in attributes:
         return attributes["request_id"], attributes.get("trace_id"), attributes.get("span_id")
-    return _current_ids()
+    ids = _current_ids()
+    return _escaped_ids(record) if ids[0] is None else ids
 
 
 _installed: Callable[..., logging.LogRecord] | None = None
@@ -102,7 +113,7 @@ def install_log_record_factory() -> None:
         try:
             request_id = request_id_var.get()
             if request_id is None:
-                record.request_id = record.trace_id = record.span_id = None
+                record.request_id, record.trace_id, record.span_id = _escaped_ids(record)
             else:
                 record.request_id, record.trace_id, record.span_id = _current_ids()
             _set_mcp_fields(record)
@@ -135,7 +146,10 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in record.__dict__:
-            record.request_id, record.trace_id, record.span_id = _current_ids()
+            ids = _current_ids()
+            record.request_id, record.trace_id, record.span_id = (
+                _escaped_ids(record) if ids[0] is None else ids
+            )
         if "mcp_method_name" not in record.__dict__:
             _set_mcp_fields(record)
         return True

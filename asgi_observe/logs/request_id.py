@@ -9,9 +9,12 @@ import re
 from collections.abc import Callable
 
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
+from asgi_observe._core.span_ids import span_ids
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
 from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME, log_access, request_id_var
+from asgi_observe.logs.current import current_request
+from asgi_observe.logs.exception_ids import RequestIds, tag_exception
 
 __all__ = [
     "MAX_REQUEST_ID_LENGTH",
@@ -151,9 +154,12 @@ class RequestIdMiddleware:
                 self._log_access(access_logger, scope, record)
 
         token = request_id_var.set(request_id)
+        request_token = current_request.set((scope, self._resolve_route))
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception as exc:
+            # The server logs it once our context is gone: the ids travel on it.
+            self._tag(exc, scope, record)
             if self._error_response and scope_type == "http" and not record.response_started:
                 # Like Starlette's ServerErrorMiddleware: answer, then let the server see it.
                 with contextlib.suppress(Exception):
@@ -165,12 +171,14 @@ class RequestIdMiddleware:
         finally:
             if access_logger is not None and not logged:
                 self._log_access(access_logger, scope, record)
+            current_request.reset(request_token)
             request_id_var.reset(token)
 
     def _choose_id(self, scope: Scope) -> str:
         name = self._header
         for key, value in scope.get("headers", ()):
-            if key == name:
+            # Servers lower-case header names, but the ASGI spec does not require it.
+            if key == name or (not key.islower() and key.lower() == name):
                 candidate: str = value.decode("latin-1")
                 if self._accepts(candidate):
                     return candidate
@@ -194,6 +202,16 @@ class RequestIdMiddleware:
         except Exception:
             _logger.warning("request id generator failed; using a random id", exc_info=True)
         return generate_request_id()
+
+    def _tag(self, exc: Exception, scope: Scope, record: RequestRecord) -> None:
+        try:
+            span = record.span
+            trace_id, span_id = span_ids(span)
+            sampled = span is not None and span.get_span_context().trace_flags.sampled
+            route = record.resolve_route(scope, self._resolve_route)
+            tag_exception(exc, RequestIds(record.request_id, trace_id, span_id, sampled, route))
+        except Exception:  # the app's exception is what propagates, never one of ours
+            pass
 
     def _log_access(self, logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
         status = record.status

@@ -25,6 +25,13 @@ _HEADER_SLOTS = {
     b"user-agent": _USER_AGENT,
 }
 
+# Every header name seen -> its slot, or None when unused, so that a name is lower-cased
+# only the first time. Bounded against clients that invent names: past the bound, or for
+# a long name, it is lower-cased on each request.
+_MAX_CACHED_NAMES = 512
+_MAX_CACHED_NAME_LENGTH = 64
+_slots: dict[bytes, int | None] = dict(_HEADER_SLOTS)
+
 _Address = dict[str, Any]
 _NO_ADDRESS: _Address = {}
 # Host header value and scheme -> server.address/server.port. A service sees a handful
@@ -47,7 +54,10 @@ def span_start_facts(
     user_agent: bytes | None = None
     for name, value in scope["headers"]:
         # Most request headers are none of these: one dict lookup rejects them.
-        slot = _HEADER_SLOTS.get(name)
+        try:
+            slot = _slots[name]
+        except KeyError:
+            slot = _slot_of(name)
         if slot is None:
             continue
         if slot == _HOST:
@@ -141,6 +151,15 @@ def socket_address(server: Any) -> _Address:
     return {"server.address": server[0], "server.port": server[1]}
 
 
+def _slot_of(name: bytes) -> int | None:
+    # Servers lower-case header names, but the ASGI spec does not require it:
+    # "TraceParent" is a traceparent header.
+    slot = _HEADER_SLOTS.get(name.lower())
+    if len(_slots) < _MAX_CACHED_NAMES and len(name) <= _MAX_CACHED_NAME_LENGTH:
+        _slots[name] = slot
+    return slot
+
+
 def split_host(host: str) -> tuple[str, int | None]:
     host = host.strip()
     if host.startswith("["):  # IPv6 literal: [::1]:8000
@@ -167,7 +186,7 @@ class AsgiHeaderGetter(Getter[Any]):
 
     def get(self, carrier: Any, key: str) -> list[str] | None:
         name = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        values = [value.decode("latin-1") for header, value in carrier if header.lower() == name]
         return values or None
 
     def keys(self, carrier: Any) -> list[str]:

@@ -185,7 +185,7 @@ class TracingMiddleware:
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
             # An exception raised through us failed the response; one a framework
-            # handled itself (see error_hooks.py) matters only when it made a 5xx.
+            # handled itself (see errors/hooks.py) matters only when it made a 5xx.
             if exc is not None and (raised or status is None or status >= 500):
                 _record_exception(span, exc)
             elif status is not None and status >= 500:

@@ -6,9 +6,11 @@ log lines on the server's stdout/stderr, metrics on its /metrics endpoint.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,13 +41,16 @@ WAIT_S = 15.0
 class Example:
     module: str
     item_route: str  # the template of the route with a path parameter, as the framework writes it
+    page: str  # its docs page, whose "span claims" table this file checks
 
 
 EXAMPLES = {
-    "starlette": Example("examples.starlette_app", "/items/{item_id}"),
-    "litestar": Example("examples.litestar_app", "/items/{item_id}"),
-    "quart": Example("examples.quart_app", "/items/<int:item_id>"),
-    "raw_asgi": Example("examples.raw_asgi_app", "/items/{item_id}"),
+    "starlette": Example(
+        "examples.starlette_app", "/items/{item_id}", "docs/frameworks/starlette.md"
+    ),
+    "litestar": Example("examples.litestar_app", "/items/{item_id}", "docs/frameworks/litestar.md"),
+    "quart": Example("examples.quart_app", "/items/<int:item_id>", "docs/frameworks/quart.md"),
+    "raw_asgi": Example("examples.raw_asgi_app", "/items/{item_id}", "docs/frameworks/raw-asgi.md"),
 }
 SERVED = [
     ("starlette", "uvicorn"),
@@ -204,10 +209,67 @@ def test_raising_route_answers_500_with_an_error_span(
     span = server_span(otlp_receiver, served, trace_id)
     assert STATUS_CODE_ERROR == span.status_code
     assert "/boom" == span.attributes.get("http.route")
-    # A framework answers the 500 inside the layers; a raw app's exception escapes them
-    # (the 500 is sent on the way out), and the span names the exception instead.
-    status = span.attributes.get("http.response.status_code")
-    assert status == 500 or (status is None and "RuntimeError" == span.attributes["error.type"])
+    assert 500 == span.attributes.get("http.response.status_code")
+    assert "RuntimeError" == span.attributes["error.type"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CLAIMS = re.compile(r"<!-- span claims: (?P<example>\S+) -->\n(?P<table>(?:\|.*\|\n)+)")
+NONE = "—"
+
+
+def documented_span_claims(page: str) -> tuple[str, list[dict[str, str]]]:
+    """(example path, rows) of the page's span-claims table, cells without backquotes."""
+    match = CLAIMS.search((ROOT / page).read_text(encoding="utf-8"))
+    assert match is not None, f"{page} has no span claims table"
+    lines = match["table"].splitlines()
+    header = [cell.strip().strip("`") for cell in lines[0].strip("|").split("|")]
+    rows = [
+        dict(
+            zip(
+                header,
+                (cell.strip().strip("`") for cell in line.strip("|").split("|")),
+                strict=True,
+            )
+        )
+        for line in lines[2:]
+    ]
+    return match["example"], rows
+
+
+def test_the_span_claims_table_is_parsed() -> None:
+    """The parser can fail: every page has the table, with the columns checked below."""
+    for example in EXAMPLES.values():
+        path, rows = documented_span_claims(example.page)
+        assert example.module.replace(".", "/") + ".py" == path
+        assert {"GET /items/42", "GET /boom", "GET /nope"} == {row["request"] for row in rows}
+        assert "RuntimeError" == next(r for r in rows if r["request"] == "GET /boom")["error.type"]
+
+
+def test_documented_span_claims_hold(served: Served, otlp_receiver: Collector) -> None:
+    """What docs/frameworks/<page>.md says each example request's span looks like."""
+    _, rows = documented_span_claims(served.example.page)
+    for row in rows:
+        method, path = row["request"].split(" ", 1)
+        trace_id, _parent_id, traceparent = new_trace()
+        response = served.client.request(method, path, headers={"traceparent": traceparent})
+        span = server_span(otlp_receiver, served, trace_id)
+        expected = {
+            "status": row["http.response.status_code"],
+            "http.route": row["http.route"],
+            "span status": row["span status"],
+            "error.type": row["error.type"],
+            "exception event": row["exception event"],
+        }
+        status = span.attributes.get("http.response.status_code")
+        actual = {
+            "status": NONE if status is None else str(status),
+            "http.route": span.attributes.get("http.route", NONE),
+            "span status": "error" if span.status_code == STATUS_CODE_ERROR else "unset",
+            "error.type": span.attributes.get("error.type", NONE),
+            "exception event": ",".join(span.exception_types) or NONE,
+        }
+        assert expected == actual, (served.name, row["request"], response.status_code)
 
 
 # --- request ids -------------------------------------------------------------------------------

@@ -219,6 +219,17 @@ async def test_custom_header_name() -> None:
     )
 
 
+@pytest.mark.parametrize("name", [b"X-Request-ID", b"X-REQUEST-ID", b"x-Request-Id"])
+async def test_mixed_case_incoming_header_name_is_read(name: bytes) -> None:
+    """The ASGI spec asks servers to lower-case names but does not require it."""
+    seen: list[str | None] = []
+    recorder = await call(
+        RequestIdMiddleware(id_app(seen)),
+        http_scope(headers=[(b"content-type", b"text/plain"), (name, b"from-client")]),
+    )
+    assert (["from-client", "from-client"], [b"from-client"]) == (seen, recorder.header(HEADER))
+
+
 async def test_other_messages_pass_through_untouched() -> None:
     sent: list[Message] = [
         {"type": "http.response.start", "status": 200, "headers": [], "trailers": True},

@@ -493,10 +493,15 @@ def test_every_variable_and_argument_is_documented() -> None:
 
     root = Path(__file__).resolve().parents[2]
     page = (root / "docs" / "configuration.md").read_text(encoding="utf-8")
-    source = inspect.getsource(settings_module)
-    variables = set(re.findall(r'"((?:OTEL|SENTRY)_[A-Z_]+)"', source))
+    import asgi_observe.metrics.backend as backend_module
+    import asgi_observe.setup.signals as signals_module
+
+    source = "".join(
+        inspect.getsource(module) for module in (settings_module, signals_module, backend_module)
+    )
+    variables = set(re.findall(r'"((?:OTEL|SENTRY|ASGI_OBSERVE)_[A-Z_]+)"', source))
     variables |= {f"OTEL_EXPORTER_OTLP_{part}" for part in ("ENDPOINT", "HEADERS", "PROTOCOL")}
-    variables |= {"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"}
+    variables |= {"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"}
     missing = sorted(name for name in variables if name not in page)
     assert [] == missing
     arguments = inspect.signature(configure).parameters
