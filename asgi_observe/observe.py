@@ -53,6 +53,10 @@ def observe(
     route_resolver: RouteResolver | None = None,
     viewer_path: str | None = None,
     viewer: Viewer | None = None,
+    mcp_paths: Iterable[str] | None = None,
+    mcp_names: Iterable[str] = (),
+    mcp_spans: bool = False,
+    mcp_sentry_tool_errors: bool = False,
 ) -> ASGIApp:
     """Wrap `app` in every asgi_observe layer, in the right order, and return the result.
 
@@ -95,6 +99,15 @@ def observe(
         viewer: the `asgi_observe.viewer.Viewer` to feed and show (its limits and who
             may see it); a new one when None. Giving one turns the viewer on (at
             "/_observe" unless `viewer_path` says otherwise).
+        mcp_paths: the paths of MCP Streamable HTTP endpoints (mount prefix included);
+            None finds those of the `mcp` and `fastmcp` SDKs in the app's routes, once,
+            here; an empty list turns MCP awareness off (docs/frameworks/mcp.md).
+        mcp_names: tool and prompt names that may be metric labels before the server
+            lists them.
+        mcp_spans: emit an MCP SERVER span per JSON-RPC request, for servers that emit
+            none themselves.
+        mcp_sentry_tool_errors: also send ``isError`` tool results and JSON-RPC error
+            answers to Sentry (a tool that raises is reported either way).
 
     Since 0.1.0; `metrics_backend` since 0.2.0.
     """
@@ -102,6 +115,7 @@ def observe(
     bypass_prefixes = list(path_set("exclude_prefixes", exclude_prefixes))
     if viewer is not None and viewer_path is None:
         viewer_path = "/_observe"
+    mcp_endpoints = None if mcp_paths is None else path_set("mcp_paths", mcp_paths)
     for option, path in (
         ("metrics_path", metrics_path),
         ("health_path", health_path),
@@ -122,8 +136,27 @@ def observe(
         register_quart_route_hook(framework_app)
     if handle is not None and known_methods is None:
         known_methods = handle.known_methods
+    if mcp_endpoints is None:
+        from asgi_observe.mcp.discover import find_mcp_paths
+
+        mcp_endpoints = frozenset(find_mcp_paths(framework_app))
 
     layered: ASGIApp = app
+    if mcp_endpoints:
+        # Innermost, so every outer layer finds the MCP facts of a message in the record
+        # before that message reaches it.
+        from asgi_observe.mcp.middleware import McpMiddleware
+
+        layered = McpMiddleware(
+            layered,
+            paths=mcp_endpoints,
+            registry=registry,
+            namespace=namespace,
+            names=mcp_names,
+            spans=mcp_spans,
+            tracer_provider=tracer_provider,
+            sentry_tool_errors=mcp_sentry_tool_errors,
+        )
     if viewer_path is not None:
         from asgi_observe.viewer import Viewer
 
@@ -151,6 +184,7 @@ def observe(
         tracer_provider=tracer_provider,
         known_methods=known_methods,
         route_resolver=route_resolver,
+        body_parent_paths=_with_slashes(mcp_endpoints),
     )
     layered = RequestIdMiddleware(
         layered,
@@ -189,6 +223,15 @@ def observe(
     )
     return LifespanMiddleware(
         layered, handle=handle, health=_startup_listener(health), tracer_provider=tracer_provider
+    )
+
+
+def _with_slashes(paths: frozenset[str]) -> frozenset[str]:
+    # McpMiddleware serves "/mcp" and "/mcp/" alike; so must the span's parent lookup.
+    return frozenset(
+        variant
+        for path in paths
+        for variant in (path, path.rstrip("/") or "/", path.rstrip("/") + "/")
     )
 
 

@@ -21,10 +21,11 @@ FILES = (DASHBOARD, ALERT_RULES)
 
 # https://prometheus.io/docs/concepts/data_model/#metric-names-and-labels
 _NAMESPACE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-# Our two metric families, wherever they stand in PromQL (also with _bucket/_count/_sum),
-# but not when they are already the tail of a longer (namespaced) name.
+# Our metric families (HTTP and MCP), wherever they stand in PromQL (also with
+# _bucket/_count/_sum), but not when they are already the tail of a longer (namespaced) name.
 _OUR_METRICS = re.compile(
-    r"(?<![A-Za-z0-9_:])http_server_(?:request_duration_seconds|active_requests)"
+    r"(?<![A-Za-z0-9_:])(?:http_server_(?:request_duration_seconds|active_requests)"
+    r"|mcp_server_(?:operation_duration_seconds|session_duration_seconds|sessions_active))"
 )
 # Grafana dashboard uids are at most 40 characters of [a-zA-Z0-9_-].
 _UID_MAX = 40

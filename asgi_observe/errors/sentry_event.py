@@ -26,6 +26,26 @@ from asgi_observe.scrub.secrets import SecretSet
 from asgi_observe.scrub.urls import redact_userinfo
 from asgi_observe.scrub.values import MAX_BODY_BYTES
 
+# The session digest is tagged `mcp.sid`: the default scrubber filters every key naming a
+# "session" (and that value wherever else it appears), and this value is a digest, not
+# the credential (docs/frameworks/mcp.md).
+_MCP_TAGS = {
+    "mcp.method.name": "mcp.method.name",
+    "gen_ai.tool.name": "gen_ai.tool.name",
+    "gen_ai.prompt.name": "gen_ai.prompt.name",
+    "mcp.session.id": "mcp.sid",
+}
+
+
+def _is_sdk_tool_log(event: Any) -> bool:
+    # fastmcp logs a tool's isError answer at ERROR, without a traceback, and sentry-sdk's
+    # logging integration makes that an event: isError answers are not events by default
+    # (issue 15; McpMiddleware's sentry_tool_errors sends one event of ours instead).
+    if not isinstance(event, dict) or event.get("exception"):
+        return False
+    logger = event.get("logger")
+    return isinstance(logger, str) and logger.startswith(("fastmcp.", "mcp."))
+
 
 class RequestEvents:
     """Added to the request's isolation scope: runs for every event captured inside it.
@@ -95,6 +115,8 @@ class RequestEvents:
         hint[SECRETS_HINT_KEY] = self.secrets()
         exc_info = hint.get("exc_info")
         exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+        if exc is None and self.record.mcp is not None and _is_sdk_tool_log(event):
+            return None
         if isinstance(exc, BaseException):
             if is_automatic(event) and self._policy.is_expected(exc):
                 return None
@@ -115,6 +137,13 @@ class RequestEvents:
             tags = event["tags"] = {}
         if record.request_id is not None:
             tags["request_id"] = record.request_id
+        if record.mcp is not None:  # an MCP endpoint (issue 15): the tool and the session
+            for key, value in record.mcp.span_attributes().items():
+                if key in _MCP_TAGS:
+                    tags.setdefault(_MCP_TAGS[key], value)
+            extra = event.get("extra")
+            if isinstance(extra, dict):  # a log record's copy, tagged above as mcp.sid
+                extra.pop("mcp_session_id", None)
         if route:
             tags["http.route"] = route
             if not event.get("transaction"):
