@@ -22,6 +22,7 @@ _MAX_WALK_DEPTH = 32
 _MAX_UNWRAP = 16
 _MAX_CACHED_ROUTERS = 64
 _PARAM = re.compile(r"\\\{[^/]*?\\\}")
+_PARAM_NAME = re.compile(r"\{([^}:/]+)")
 
 # id(router) -> (router, {id(route): (route, prefixes, routes_below)}); the router is
 # kept so a reused id is detected. Routers live as long as their app.
@@ -33,6 +34,9 @@ _trees: dict[int, tuple[Any, dict[int, _Entry]]] = {}
 # docs/performance.md). Bounded like `_trees`: routes live as long as their app.
 _MAX_CACHED_ROUTES = 4096
 _plain: dict[int, tuple[Any, Any, str]] = {}
+# id(router) -> (router, its route count, {id(endpoint): routes with that endpoint}),
+# for FastAPI's routers: they publish a plain route's endpoint, not the route.
+_endpoints: dict[int, tuple[Any, int, dict[int, tuple[Any, ...]]]] = {}
 
 
 def resolve_route(scope: Scope) -> str | None:
@@ -99,6 +103,8 @@ def _starlette_template(scope: Scope, inner: str | None) -> str | None:
     if context is not None and (route is None or route is context[0] or _is_mount(route)):
         route, template = context
     else:
+        if route is None or _is_mount(route):
+            route = _route_of_endpoint(scope, route)
         template = getattr(route, "path_format", None)
     if route is None or not isinstance(template, str):
         return None
@@ -124,10 +130,76 @@ def _fastapi_route_context(scope: Scope) -> tuple[Any, str] | None:
     state = scope.get("fastapi")
     context = state.get("effective_route_context") if isinstance(state, dict) else None
     original = getattr(context, "original_route", None)
-    template = getattr(context, "path_format", None)
+    # A plain Starlette route in an included router has an empty path_format of its
+    # own; the route FastAPI built for it (starlette_route) holds the prefixed one.
+    template = getattr(getattr(context, "starlette_route", None), "path_format", None)
+    if not isinstance(template, str) or not template:
+        template = getattr(context, "path_format", None)
     if original is None or not isinstance(template, str) or not template:
         return None
     return original, template
+
+
+def _route_of_endpoint(scope: Scope, route: Any) -> Any:
+    """The route whose endpoint the router left in the scope, when it set no `route`.
+
+    FastAPI's router sets `scope["route"]` only for its own APIRoutes; for a plain
+    Starlette route, mount or websocket route (`/docs`, `/openapi.json`, `add_route`,
+    `routes=[Route(...)]`, `mount`) it leaves only `scope["endpoint"]`, the object the
+    route matched with. That object is looked up in the router's route tree (walked
+    once, see `_tree_of`); a mount whose app is the endpoint is its own answer.
+    """
+    endpoint = scope.get("endpoint")
+    router = scope.get("router")
+    if endpoint is None or router is None or (route is not None and route.app is endpoint):
+        return route
+    candidates = [
+        candidate
+        for candidate in _endpoint_index(router).get(id(endpoint), ())
+        if _endpoint_of(candidate) is endpoint
+    ]
+    if len(candidates) > 1:
+        # One endpoint behind several routes: the one whose parameters (its own and its
+        # mounts') are those matched, under the mounts the concrete root_path went through.
+        names = set(scope.get("path_params") or ())
+        root = _mounted_root(scope)
+        tree = _tree_of(router)
+        candidates = [
+            candidate
+            for candidate in candidates
+            if any(
+                _prefix_matches(prefix, root)
+                and _parameters_of(candidate) | set(_PARAM_NAME.findall(prefix)) == names
+                for prefix in tree.get(id(candidate), (None, ("",)))[1]
+            )
+        ]
+    return candidates[0] if len(candidates) == 1 else route
+
+
+def _endpoint_of(route: Any) -> Any:
+    # What Starlette puts in scope["endpoint"]: a route's endpoint, a mount's app.
+    return route.app if _is_mount(route) else getattr(route, "endpoint", None)
+
+
+def _parameters_of(route: Any) -> set[str]:
+    names = set(getattr(route, "param_convertors", None) or ())
+    return names - {"path"} if _is_mount(route) else names
+
+
+def _endpoint_index(router: Any) -> dict[int, tuple[Any, ...]]:
+    cached = _endpoints.get(id(router))
+    count = len(_routes_of(router))  # routes added after the first walk are seen
+    if cached is not None and cached[0] is router and cached[1] == count:
+        return cached[2]
+    index: dict[int, tuple[Any, ...]] = {}
+    for route, _prefixes, _below in _tree_of(router, rebuild=True).values():
+        endpoint = _endpoint_of(route)
+        if endpoint is not None:
+            index[id(endpoint)] = (*index.get(id(endpoint), ()), route)
+    if len(_endpoints) >= _MAX_CACHED_ROUTERS:
+        _endpoints.clear()
+    _endpoints[id(router)] = (router, count, index)
+    return index
 
 
 def _is_mount(route: Any) -> bool:
@@ -159,11 +231,19 @@ def _prefix_of(scope: Scope, router: Any, route: Any) -> tuple[str, bool, bool]:
 def _disambiguate(scope: Scope, prefixes: tuple[str, ...]) -> str:
     # The same route object reached through two mounts: the concrete root_path the
     # mounts left behind tells which one ran. Only prefixes are compared, never routes.
-    root = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+    root = _mounted_root(scope)
     for prefix in prefixes:
-        if re.fullmatch(_PARAM.sub("[^/]+", re.escape(prefix)), root):
+        if _prefix_matches(prefix, root):
             return prefix
     return prefixes[0]
+
+
+def _mounted_root(scope: Scope) -> str:
+    return str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+
+
+def _prefix_matches(prefix: str, root: str) -> bool:
+    return re.fullmatch(_PARAM.sub("[^/]+", re.escape(prefix)), root) is not None
 
 
 def _tree_of(router: Any, *, rebuild: bool = False) -> dict[int, _Entry]:

@@ -167,7 +167,20 @@ def build_fastapi() -> FastAPI:
 
     app.mount("/subapp/{t}", sub)
     app.mount("/starlette", sub_app)
+    # Plain Starlette routes: FastAPI's router publishes only their endpoint.
+    app.add_route("/added/{z}", ok)
+    app.add_route("/twice/a/{a}", ok)  # one endpoint behind two routes
+    app.add_route("/twice/b/{b}", ok)
+    app.mount("/raw", _raw_app)
+    plain = APIRouter()
+    plain.add_route("/rplain/{q}", ok)
+    app.include_router(plain, prefix="/inc")
+    sub.add_route("/subplain/{k}", ok)
     return app
+
+
+async def _raw_app(scope: Any, receive: Any, send: Any) -> None:
+    await PlainTextResponse("raw")(scope, receive, send)
 
 
 @pytest.mark.parametrize(
@@ -184,10 +197,51 @@ def build_fastapi() -> FastAPI:
         ("GET", "/starlette/deep/4", 200, "/starlette/deep/{a}"),
         ("GET", "/nope", 404, None),
         ("GET", "/subapp/t1/nope", 404, None),
+        ("GET", "/docs", 200, "/docs"),
+        ("GET", "/openapi.json", 200, "/openapi.json"),
+        ("GET", "/docs/oauth2-redirect", 200, "/docs/oauth2-redirect"),
+        ("GET", "/redoc", 200, "/redoc"),
+        ("GET", "/added/3", 200, "/added/{z}"),
+        ("POST", "/added/3", 405, "/added/{z}"),
+        ("GET", "/twice/a/1", 200, "/twice/a/{a}"),
+        ("GET", "/twice/b/2", 200, "/twice/b/{b}"),
+        ("GET", "/raw/x/y", 200, "/raw/{path}"),
+        ("GET", "/inc/rplain/5", 200, "/inc/rplain/{q}"),
+        ("GET", "/subapp/t1/subplain/4", 200, "/subapp/{t}/subplain/{k}"),
     ],
 )
 async def test_fastapi_templates(method: str, path: str, status: int, expected: str) -> None:
     assert [(status, expected)] == await routes_of(build_fastapi(), [(method, path)])
+
+
+async def test_fastapi_constructor_routes_and_websockets() -> None:
+    app = FastAPI(routes=[Route("/plain/{x}", ok), WebSocketRoute("/ws/{room}", echo_ws)])
+
+    @app.websocket("/apiws/{n}")
+    async def api_ws(websocket: WebSocket, n: int) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    assert [(200, "/plain/{x}")] == await routes_of(app, [("GET", "/plain/1")])
+    for path, expected in (("/ws/lobby", "/ws/{room}"), ("/apiws/3", "/apiws/{n}")):
+        probe = RouteProbe(app)
+        recorder = Recorder([{"type": "websocket.connect"}])
+        await probe(websocket_scope(path), recorder.receive, recorder.send)
+        assert (expected, expected) == probe.seen[-1]
+
+
+async def test_fastapi_routes_added_after_the_first_request_are_found() -> None:
+    app = FastAPI()
+    app.add_route("/first", ok)
+    assert [(200, "/first")] == await routes_of(app, [("GET", "/first")])
+    app.add_route("/later/{n}", ok)
+    assert [(200, "/later/{n}")] == await routes_of(app, [("GET", "/later/1")])
+
+
+async def test_fastapi_mounted_in_starlette_keeps_its_plain_routes() -> None:
+    outer = Starlette(routes=[Mount("/fa", app=build_fastapi())])
+    result = await routes_of(outer, [("GET", "/fa/docs"), ("GET", "/fa/added/1")])
+    assert [(200, "/fa/docs"), (200, "/fa/added/{z}")] == result
 
 
 def build_litestar() -> Litestar:
@@ -236,6 +290,10 @@ def build_quart() -> Quart:
     async def q(n: int) -> str:
         return "q"
 
+    @app.route("/conv/<int(min=1):n>/<path:rest>")
+    async def conv(n: int, rest: str) -> str:
+        return "c"
+
     blueprint = Blueprint("bp", __name__, url_prefix="/bp/<org>")
 
     @blueprint.route("/members/<member>")
@@ -255,8 +313,10 @@ def build_quart() -> Quart:
 @pytest.mark.parametrize(
     ("method", "path", "status", "expected"),
     [
-        ("GET", "/q/1", 200, "/q/<int:n>"),
-        ("GET", "/bp/acme/members/ann", 200, "/bp/<org>/members/<member>"),
+        # Quart's converter syntax is published in the brace form every framework uses.
+        ("GET", "/q/1", 200, "/q/{n}"),
+        ("GET", "/bp/acme/members/ann", 200, "/bp/{org}/members/{member}"),
+        ("GET", "/conv/3/a/b/c", 200, "/conv/{n}/{rest}"),
         ("GET", "/q/x", 404, None),
         ("GET", "/nope", 404, None),
         # Werkzeug's MethodNotAllowed carries no rule.
