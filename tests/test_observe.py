@@ -205,7 +205,7 @@ async def test_quart_app_gets_its_route_hook(span_capture: Any) -> None:
 
     assert 200 == response.status_code
     (span,) = span_capture.spans
-    assert "GET /orders/<int:order_id>" == span.name
+    assert "GET /orders/{order_id}" == span.name
 
 
 async def test_lifespan_reaches_the_app(span_capture: Any) -> None:

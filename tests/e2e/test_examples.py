@@ -44,7 +44,7 @@ class Example:
 EXAMPLES = {
     "starlette": Example("examples.starlette_app", "/items/{item_id}"),
     "litestar": Example("examples.litestar_app", "/items/{item_id}"),
-    "quart": Example("examples.quart_app", "/items/<int:item_id>"),
+    "quart": Example("examples.quart_app", "/items/{item_id}"),
     "raw_asgi": Example("examples.raw_asgi_app", "/items/{item_id}"),
 }
 SERVED = [
