@@ -13,6 +13,7 @@ from asgi_observe._core.http import path_set
 from asgi_observe._core.record import RouteResolver
 from asgi_observe._core.types import ASGIApp
 from asgi_observe.errors.hooks import register_error_hooks
+from asgi_observe.frameworks.django import is_django_handler, register_django_route_hook
 from asgi_observe.frameworks.quart import is_quart_app, register_quart_route_hook
 from asgi_observe.logs.correlation import install_log_record_factory
 from asgi_observe.logs.request_id import RequestIdMiddleware
@@ -51,8 +52,9 @@ def observe(
 
     Outermost first: lifespan (flushes telemetry at shutdown), the in-band endpoints,
     request id, tracing, metrics, Sentry, then `app`. `app` may be any ASGI callable or a
-    framework's app object (Starlette, FastAPI, Litestar, Quart; for Quart a route hook is
-    registered on the app so metrics and spans get its url rule).
+    framework's app object (Starlette, FastAPI, Litestar, Quart, Django's
+    `get_asgi_application()`; for Quart and Django a route hook is registered on the app
+    so metrics and spans get the route it resolved).
 
     Args:
         app: the ASGI application.
@@ -95,6 +97,8 @@ def observe(
     register_error_hooks(framework_app)
     if is_quart_app(framework_app):
         register_quart_route_hook(framework_app)
+    elif is_django_handler(framework_app):
+        register_django_route_hook(framework_app)
     if handle is not None and known_methods is None:
         known_methods = handle.known_methods
 
