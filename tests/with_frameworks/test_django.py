@@ -6,13 +6,13 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import django_site
 import httpx
 import pytest
 import sentry_sdk
 from prometheus_client import CollectorRegistry
 from sentry_receiver import Receiver, sentry_client, wait_for
 
-import django_site
 from asgi_observe import observe
 from asgi_observe.errors.sentry import MECHANISM
 from asgi_observe.frameworks.django import is_django_handler, register_django_route_hook
