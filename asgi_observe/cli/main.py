@@ -11,7 +11,14 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from asgi_observe import __version__
 from asgi_observe._core.types import ASGIApp
+from asgi_observe.cli.target import (
+    TargetError,
+    check_target,
+    default_service_name,
+    service_name_source,
+)
 
 __all__ = ["app_factory", "main"]
 
@@ -25,6 +32,7 @@ ACCESS_LOG_VAR = "ASGI_OBSERVE_ACCESS_LOG"
 JSON_LOGS_VAR = "ASGI_OBSERVE_JSON_LOGS"
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
 _FACTORY = "asgi_observe.cli:app_factory"
+_MAX_PORT = 65535
 
 
 def app_factory() -> ASGIApp:
@@ -57,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
     if args.command == "run" and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if not 0 <= args.port <= _MAX_PORT:
+        parser.error(f"--port must be between 0 and {_MAX_PORT}, not {args.port}")
     for path in (args.metrics_path, args.health_path):
         if path and not path.startswith("/"):
             parser.error(f"{path!r}: paths must start with '/'")
@@ -71,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[cli]'\n")
+        parser.exit(
+            2, "asgi-observe: error: uvicorn is needed: pip install -e '.[cli]' in a clone\n"
+        )
     if args.command == "demo":
         return _demo(args, uvicorn)
     return _run(args, uvicorn)
@@ -80,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, uvicorn: Any) -> int:
     if args.app_dir not in sys.path:
         sys.path.insert(0, args.app_dir)  # as uvicorn's --app-dir; spawned workers inherit it
+    try:
+        # Before the banner and before any worker starts: a wrong MODULE:APP is one line
+        # (docs/cli.md, "Exit status"); with one worker this import is the one served.
+        check_target(args.target, factory=args.factory)
+    except TargetError as exc:
+        print(f"asgi-observe: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
+    if service_name_source(os.environ) is None:
+        # Rather than the SDK's unknown_service:python3; the workers inherit it.
+        os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
+        args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
     os.environ.update(
         {
             TARGET_VAR: args.target,
@@ -145,11 +168,26 @@ def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
     if demo:
         lines.append(f"  try:     {base}/items/42  {base}/stream  {base}/error")
         lines.append("  logs:    one JSON line per request on stderr, with request_id and trace_id")
+    lines.append(f"  service: {_service_line(args)}")
+    if getattr(args, "workers", 1) > 1 and args.metrics_path:
+        lines.append(
+            f"  workers: {args.workers}, metrics summed across them; process_* per worker"
+            " (pid label), no python_gc_*"
+        )
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
     where = f"OTLP to {endpoint}" if endpoint and "otlp" in exporter else exporter
     lines.append(f"  spans:   {where}" + ("" if endpoint else " (set OTEL_EXPORTER_OTLP_ENDPOINT)"))
     print("\n".join(lines), flush=True)
+
+
+def _service_line(args: argparse.Namespace) -> str:
+    derived = getattr(args, "service_source", None)
+    named = service_name_source(os.environ)
+    if named is None:
+        return "unknown_service (set OTEL_SERVICE_NAME)"
+    name, variable = named
+    return f"{name} ({derived or variable})"
 
 
 def _json_logging() -> None:
@@ -169,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="asgi-observe",
         description="Serve an ASGI app with traces, request ids, metrics and error capture.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="serve MODULE:APP under uvicorn, wrapped by observe()")
     run.add_argument("target", metavar="MODULE:APP", help="the ASGI app, e.g. myproject.main:app")
