@@ -136,11 +136,16 @@ def observe(
         from asgi_observe.setup.health import health_app
 
         health = health_app()
+    def with_id(endpoint: ASGIApp) -> ASGIApp:
+        # The in-band endpoints skip tracing and metrics, but answer with an id too, so
+        # a failing probe or scrape can be found in the logs like any request.
+        return RequestIdMiddleware(endpoint, header_name=request_id_header)
+
     layered = PathDispatcher(
         layered,
         bare=app,
-        endpoints={metrics_path: metrics_app(registry)} if metrics_path else None,
-        mounts={health_path: health} if health_path and health is not None else None,
+        endpoints={metrics_path: with_id(metrics_app(registry))} if metrics_path else None,
+        mounts={health_path: with_id(health)} if health_path and health is not None else None,
         bypass_paths=bypass_paths,
         bypass_prefixes=bypass_prefixes,
     )

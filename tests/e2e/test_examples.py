@@ -227,7 +227,16 @@ def test_raising_route_answers_500_with_an_error_span(
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/items/7", 200), ("/stream", 200), ("/downstream", 200), ("/boom", 500), ("/nope", 404)],
+    [
+        ("/items/7", 200),
+        ("/stream", 200),
+        ("/downstream", 200),
+        ("/boom", 500),
+        ("/nope", 404),
+        # served in front of the layers, still with an id
+        ("/metrics", 200),
+        ("/health/live", 200),
+    ],
 )
 def test_every_response_carries_a_request_id(served: Served, path: str, status: int) -> None:
     first = served.get(path)
