@@ -81,9 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        parser.exit(
-            2, "asgi-observe: error: uvicorn is needed: pip install -e '.[cli]' in a clone\n"
-        )
+        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install uvicorn\n")
     if args.command == "demo":
         return _demo(args, uvicorn)
     return _run(args, uvicorn)
