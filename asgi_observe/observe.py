@@ -136,6 +136,7 @@ def observe(
         from asgi_observe.setup.health import health_app
 
         health = health_app()
+
     def with_id(endpoint: ASGIApp) -> ASGIApp:
         # The in-band endpoints skip tracing and metrics, but answer with an id too, so
         # a failing probe or scrape can be found in the logs like any request.
