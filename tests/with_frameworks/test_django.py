@@ -118,18 +118,19 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.mark.parametrize(
-    ("options", "mechanism"),
+    ("options", "mechanisms"),
     [
         # Only the shared record can hand the exception over: Django swallowed it.
-        ({"default_integrations": False}, MECHANISM),
+        ({"default_integrations": False}, {MECHANISM}),
         # With sentry-sdk's logging integration, Django's "Internal Server Error" log
-        # line reports it first; Sentry's dedupe then drops the middleware's copy.
-        ({}, "logging"),
+        # line may report it first (when that logger reaches the integration); Sentry's
+        # dedupe then drops the second copy. One event either way.
+        ({}, {"logging", MECHANISM}),
     ],
     ids=["record", "logging-integration"],
 )
 async def test_the_exception_reaches_sentry_once_with_the_request_facts(
-    options: dict[str, Any], mechanism: str, receiver: Receiver, span_capture: Any
+    options: dict[str, Any], mechanisms: set[str], receiver: Receiver, span_capture: Any
 ) -> None:
     with sentry_client(receiver.dsn, auto_enabling_integrations=False, **options):
         app = observed(span_capture, sentry=True)
@@ -139,7 +140,8 @@ async def test_the_exception_reaches_sentry_once_with_the_request_facts(
     assert 500 == response.status_code
     [event] = receiver.events
     exception = event["exception"]["values"][-1]
-    assert ("RuntimeError", mechanism) == (exception["type"], exception["mechanism"]["type"])
+    assert "RuntimeError" == exception["type"]
+    assert exception["mechanism"]["type"] in mechanisms
     assert ("dj-1", "/sync-boom") == (event["tags"]["request_id"], event["tags"]["http.route"])
     assert TRACE_ID == event["contexts"]["trace"]["trace_id"]
 
