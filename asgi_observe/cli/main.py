@@ -90,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, uvicorn: Any) -> int:
     if args.app_dir not in sys.path:
         sys.path.insert(0, args.app_dir)  # as uvicorn's --app-dir; spawned workers inherit it
+    if service_name_source(os.environ) is None:
+        # Rather than the SDK's unknown_service:python3; the workers inherit it, and an
+        # app that calls configure() when imported (just below) sees it too.
+        os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
+        args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
     try:
         # Before the banner and before any worker starts: a wrong MODULE:APP is one line
         # (docs/cli.md, "Exit status"); with one worker this import is the one served.
@@ -97,10 +102,6 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
     except TargetError as exc:
         print(f"asgi-observe: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_status
-    if service_name_source(os.environ) is None:
-        # Rather than the SDK's unknown_service:python3; the workers inherit it.
-        os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
-        args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
     os.environ.update(
         {
             TARGET_VAR: args.target,

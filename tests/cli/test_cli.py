@@ -315,7 +315,9 @@ def test_the_service_name_defaults_to_the_app_path_and_the_banner_says_so(
     package = tmp_path / "shop"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "main.py").write_text(textwrap.dedent(SAMPLE_APP))
+    # An app that configures OpenTelemetry when imported must see the name as well.
+    configured = "import asgi_observe\nasgi_observe.configure()\n" + textwrap.dedent(SAMPLE_APP)
+    (package / "main.py").write_text(configured)
     port = free_port()
     recorder = Recorder()
     with serving(OTLPHandler, recorder) as otlp_url:
