@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         # app that calls configure() when imported (just below) sees it too.
         os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
         args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
+    if args.json_logs:
+        _json_logging()  # before the app is imported: its import-time lines are JSON too
     try:
         # Before the banner and before any worker starts: a wrong MODULE:APP is one line
         # (docs/cli.md, "Exit status"); with one worker this import is the one served.
@@ -117,8 +119,6 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         # Workers write their samples here and any of them aggregates on a scrape.
         multiproc_dir = tempfile.mkdtemp(prefix="asgi-observe-metrics-")
         os.environ[MULTIPROC_VAR] = multiproc_dir
-    if args.json_logs:
-        _json_logging()
     _announce(args)
     try:
         uvicorn.run(
