@@ -230,6 +230,35 @@ async def test_fastapi_constructor_routes_and_websockets() -> None:
         assert (expected, expected) == probe.seen[-1]
 
 
+async def test_fastapi_included_websocket_host_and_static_files(tmp_path: Any) -> None:
+    from starlette.staticfiles import StaticFiles
+
+    app = FastAPI()
+    router = APIRouter(prefix="/r")
+
+    @router.websocket("/ws/{n}")
+    async def ws(websocket: WebSocket, n: int) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    app.include_router(router, prefix="/inc")
+    by_host = FastAPI()
+    by_host.add_route("/h/{x}", ok)
+    app.host("api.example.com", by_host)
+    (tmp_path / "a.css").write_text("a{}")
+    app.mount("/static", StaticFiles(directory=tmp_path))
+
+    probe = RouteProbe(app)
+    recorder = Recorder([{"type": "websocket.connect"}])
+    await probe(websocket_scope("/inc/r/ws/3"), recorder.receive, recorder.send)
+    assert ("/inc/r/ws/{n}", "/inc/r/ws/{n}") == probe.seen[-1]
+    assert [(200, "/static/{path}")] == await routes_of(app, [("GET", "/static/a.css")])
+    transport = httpx.ASGITransport(app=RouteProbe(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example.com") as c:
+        assert 200 == (await c.get("/h/1")).status_code
+    assert "/h/{x}" == transport.app.seen[-1][1]  # type: ignore[attr-defined]
+
+
 async def test_fastapi_routes_added_after_the_first_request_are_found() -> None:
     app = FastAPI()
     app.add_route("/first", ok)
