@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -111,7 +112,7 @@ def django_served(
     otlp_receiver: Collector,
     echo_server: Collector,
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Process, str]:
+) -> Iterator[tuple[Process, str]]:
     server = request.param
     port = free_port()
     service = f"django-{server}-{secrets.token_hex(3)}"
@@ -125,7 +126,7 @@ def django_served(
         base_url=f"http://{LOOPBACK}:{port}",
         ready=http_ready("/health/live", status=200),
     ) as process:
-        yield process, service  # type: ignore[misc]
+        yield process, service
 
 
 @pytest.mark.parametrize(
