@@ -171,6 +171,8 @@ def build_fastapi() -> FastAPI:
     app.add_route("/added/{z}", ok)
     app.add_route("/twice/a/{a}", ok)  # one endpoint behind two routes
     app.add_route("/twice/b/{b}", ok)
+    app.add_route("/healthz", ok)  # the same endpoint again, no parameters to tell
+    app.add_route("/readyz", ok)
     app.mount("/raw", _raw_app)
     plain = APIRouter()
     plain.add_route("/rplain/{q}", ok)
@@ -205,6 +207,9 @@ async def _raw_app(scope: Any, receive: Any, send: Any) -> None:
         ("POST", "/added/3", 405, "/added/{z}"),
         ("GET", "/twice/a/1", 200, "/twice/a/{a}"),
         ("GET", "/twice/b/2", 200, "/twice/b/{b}"),
+        ("GET", "/healthz", 200, "/healthz"),
+        ("GET", "/readyz", 200, "/readyz"),
+        ("POST", "/readyz", 405, "/readyz"),
         ("GET", "/raw/x/y", 200, "/raw/{path}"),
         ("GET", "/inc/rplain/5", 200, "/inc/rplain/{q}"),
         ("GET", "/subapp/t1/subplain/4", 200, "/subapp/{t}/subplain/{k}"),
