@@ -13,6 +13,7 @@ from asgi_observe._core.http import path_set
 from asgi_observe._core.record import RouteResolver
 from asgi_observe._core.types import ASGIApp
 from asgi_observe.errors.hooks import register_error_hooks
+from asgi_observe.frameworks.django import is_django_handler, register_django_route_hook
 from asgi_observe.frameworks.quart import is_quart_app, register_quart_route_hook
 from asgi_observe.logs.correlation import install_log_record_factory
 from asgi_observe.logs.request_id import RequestIdMiddleware
@@ -62,8 +63,9 @@ def observe(
 
     Outermost first: lifespan (flushes telemetry at shutdown), the in-band endpoints,
     request id, tracing, metrics, Sentry, then `app`. `app` may be any ASGI callable or a
-    framework's app object (Starlette, FastAPI, Litestar, Quart; for Quart a route hook is
-    registered on the app so metrics and spans get its url rule).
+    framework's app object (Starlette, FastAPI, Litestar, Quart, Django's
+    `get_asgi_application()`; for Quart and Django a route hook is registered on the app
+    so metrics and spans get the route it resolved).
 
     Args:
         app: the ASGI application.
@@ -134,6 +136,8 @@ def observe(
     register_error_hooks(framework_app)
     if is_quart_app(framework_app):
         register_quart_route_hook(framework_app)
+    elif is_django_handler(framework_app):
+        register_django_route_hook(framework_app)
     if handle is not None and known_methods is None:
         known_methods = handle.known_methods
     if mcp_endpoints is None:
@@ -201,9 +205,15 @@ def observe(
         from asgi_observe.setup.health import health_app
 
         health = health_app()
+
+    def with_id(endpoint: ASGIApp) -> ASGIApp:
+        # The in-band endpoints skip tracing and metrics, but answer with an id too, so
+        # a failing probe or scrape can be found in the logs like any request.
+        return RequestIdMiddleware(endpoint, header_name=request_id_header)
+
     mounts: dict[str, ASGIApp] = {}
     if health_path and health is not None:
-        mounts[health_path] = health
+        mounts[health_path] = with_id(health)
     if viewer_path is not None and viewer is not None:
         # Metrics layers exist by now, so the viewer finds their Prometheus histogram.
         viewer.connect(
@@ -216,7 +226,7 @@ def observe(
     layered = PathDispatcher(
         layered,
         bare=app,
-        endpoints={metrics_path: metrics_app(registry)} if metrics_path else None,
+        endpoints={metrics_path: with_id(metrics_app(registry))} if metrics_path else None,
         mounts=mounts or None,
         bypass_paths=bypass_paths,
         bypass_prefixes=bypass_prefixes,

@@ -13,7 +13,14 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from asgi_observe import __version__
 from asgi_observe._core.types import ASGIApp
+from asgi_observe.cli.target import (
+    TargetError,
+    check_target,
+    default_service_name,
+    service_name_source,
+)
 
 __all__ = ["app_factory", "main"]
 
@@ -29,6 +36,7 @@ VIEWER_PATH_VAR = "ASGI_OBSERVE_VIEWER_PATH"
 DEFAULT_VIEWER_PATH = "/_observe"
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
 _FACTORY = "asgi_observe.cli:app_factory"
+_MAX_PORT = 65535
 
 
 def app_factory() -> ASGIApp:
@@ -62,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
     if args.command == "run" and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if not 0 <= args.port <= _MAX_PORT:
+        parser.error(f"--port must be between 0 and {_MAX_PORT}, not {args.port}")
     for path in (args.metrics_path, args.health_path, args.viewer):
         if path and not path.startswith("/"):
             parser.error(f"{path!r}: paths must start with '/'")
@@ -79,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[cli]'\n")
+        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install uvicorn\n")
     if args.command == "demo":
         return _demo(args, uvicorn)
     return _run(args, uvicorn)
@@ -88,6 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, uvicorn: Any) -> int:
     if args.app_dir not in sys.path:
         sys.path.insert(0, args.app_dir)  # as uvicorn's --app-dir; spawned workers inherit it
+    if service_name_source(os.environ) is None:
+        # Rather than the SDK's unknown_service:python3; the workers inherit it, and an
+        # app that calls configure() when imported (just below) sees it too.
+        os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
+        args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
+    if args.json_logs:
+        _json_logging()  # before the app is imported: its import-time lines are JSON too
+    try:
+        # Before the banner and before any worker starts: a wrong MODULE:APP is one line
+        # (docs/cli.md, "Exit status"); with one worker this import is the one served.
+        check_target(args.target, factory=args.factory)
+    except TargetError as exc:
+        print(f"asgi-observe: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
     os.environ.update(
         {
             TARGET_VAR: args.target,
@@ -104,8 +128,6 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         # Workers write their samples here and any of them aggregates on a scrape.
         multiproc_dir = tempfile.mkdtemp(prefix="asgi-observe-metrics-")
         os.environ[MULTIPROC_VAR] = multiproc_dir
-    if args.json_logs:
-        _json_logging()
     _announce(args)
     try:
         uvicorn.run(
@@ -204,11 +226,26 @@ def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
     if demo:
         lines.append(f"  try:     {base}/items/42  {base}/slow  {base}/stream  {base}/error")
         lines.append("  logs:    one JSON line per request on stderr, with request_id and trace_id")
+    lines.append(f"  service: {_service_line(args)}")
+    if getattr(args, "workers", 1) > 1 and args.metrics_path:
+        lines.append(
+            f"  workers: {args.workers}, metrics summed across them; process_* per worker"
+            " (pid label), no python_gc_*"
+        )
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
     where = f"OTLP to {endpoint}" if endpoint and "otlp" in exporter else exporter
     lines.append(f"  spans:   {where}" + ("" if endpoint else " (set OTEL_EXPORTER_OTLP_ENDPOINT)"))
     print("\n".join(lines), flush=True)
+
+
+def _service_line(args: argparse.Namespace) -> str:
+    derived = getattr(args, "service_source", None)
+    named = service_name_source(os.environ)
+    if named is None:
+        return "unknown_service (set OTEL_SERVICE_NAME)"
+    name, variable = named
+    return f"{name} ({derived or variable})"
 
 
 def _json_logging() -> None:
@@ -228,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="asgi-observe",
         description="Serve an ASGI app with traces, request ids, metrics and error capture.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="serve MODULE:APP under uvicorn, wrapped by observe()")
     run.add_argument("target", metavar="MODULE:APP", help="the ASGI app, e.g. myproject.main:app")

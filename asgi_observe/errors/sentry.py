@@ -237,9 +237,7 @@ class _Sdk:
             import sentry_sdk.scope
             from sentry_sdk.utils import event_from_exception
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise RuntimeError(
-                "SentryMiddleware needs sentry-sdk: pip install 'asgi-observe[sentry]'"
-            ) from exc
+            raise RuntimeError("SentryMiddleware needs sentry-sdk: pip install sentry-sdk") from exc
         # Typed loosely on purpose: sentry-sdk's TypedDicts change between versions.
         self.get_client: Any = sentry_sdk.get_client
         self.get_isolation_scope: Any = sentry_sdk.get_isolation_scope

@@ -29,7 +29,8 @@ def metrics_app(registry: Any = None) -> ASGIApp:
     the output. Other methods get 405 with an Allow header; a failing collector gets a
     500 with a short message; lifespan events are answered. With no `registry` and
     ``PROMETHEUS_MULTIPROC_DIR`` set, every scrape aggregates all worker processes
-    through a fresh ``MultiProcessCollector``. It ignores the path: use it as a
+    through a fresh ``MultiProcessCollector``, plus each live worker's process_* series
+    (labelled ``pid``) and ``python_info``. It ignores the path: use it as a
     Starlette ``Route`` endpoint or ``Mount``, a Litestar ``asgi`` handler, or behind
     `serve_metrics_at`.
 
@@ -139,11 +140,17 @@ def _encoder(accept: bytes) -> tuple[Any, str]:
 def _registry(registry: Any) -> Any:
     if registry is not None:
         return registry
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(
+        "prometheus_multiproc_dir"  # noqa: SIM112  (the old spelling prometheus-client reads)
+    )
+    if directory:
         from prometheus_client import multiprocess
+
+        from asgi_observe.metrics.process import add_worker_collectors
 
         fresh = CollectorRegistry()
         multiprocess.MultiProcessCollector(fresh)  # type: ignore[no-untyped-call]
+        add_worker_collectors(fresh, directory)  # process_* per worker, python_info
         return fresh
     return REGISTRY
 

@@ -37,7 +37,6 @@ class SignalSettings:
 
 def read_signal_settings(env: Mapping[str, str]) -> SignalSettings:
     """Validate the log export and metrics backend variables; raise ValueError naming one."""
-    _settings._check_endpoint(env, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
     _settings._check_headers(env, "OTEL_EXPORTER_OTLP_LOGS_HEADERS")
     _check_interval(env, "OTEL_METRIC_EXPORT_INTERVAL")
     _check_interval(env, "OTEL_METRIC_EXPORT_TIMEOUT")

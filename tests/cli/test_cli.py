@@ -197,6 +197,7 @@ def test_workers_aggregate_metrics_and_clean_up_the_multiprocess_dir(
         server.popen.send_signal(signal.SIGTERM)
         server.popen.wait(timeout=20)
 
+    assert "workers: 2, metrics summed across them; process_* per worker" in server.output()
     assert 2 == len(pids), "both workers answered"
     assert 1 == len(dirs)
     assert db_files, "workers wrote their samples there"
@@ -227,6 +228,12 @@ def test_a_user_multiproc_dir_is_kept(tmp_path: Path, app_dir: Path) -> None:
         ({}, ("--metrics-path", "metrics"), "paths must start with '/'"),
         ({}, ("--viewer", "_observe"), "paths must start with '/'"),
         ({}, ("--viewer", "--workers", "2"), "--viewer needs --workers 1"),
+        ({}, ("--port", "99999"), "--port must be between 0 and 65535, not 99999"),
+        ({}, ("--port", "-1"), "--port must be between 0 and 65535, not -1"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, (), "OTEL_EXPORTER_OTLP_ENDPOINT="),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "not-a-url"}, (), "OTEL_EXPORTER_OTLP_ENDPOINT="),
+        ({"OTEL_BSP_SCHEDULE_DELAY": "soon"}, (), "OTEL_BSP_SCHEDULE_DELAY='soon'"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "0"}, (), "OTEL_METRIC_EXPORT_INTERVAL='0'"),
     ],
 )
 def test_bad_configuration_fails_at_startup_with_a_clear_message(
@@ -251,6 +258,125 @@ def test_target_must_be_module_colon_app() -> None:
     )
 
     assert (2, True) == (result.returncode, "expected MODULE:APP" in result.stderr)
+
+
+WRONG_TARGETS = [
+    # (target, file written in the app dir, exit status, the one error line)
+    ("nosuch:app", None, 2, "cannot import 'nosuch': No module named 'nosuch'"),
+    ("nosuch.sub:app", None, 2, "cannot import 'nosuch.sub': No module named 'nosuch'"),
+    ("sample_app:missing", None, 2, "module 'sample_app' has no attribute 'missing'"),
+    ("sample_app:DURATION", None, 2, "'sample_app:DURATION' is str, not an ASGI app"),
+]
+
+
+@pytest.mark.parametrize(("target", "source", "status", "line"), WRONG_TARGETS)
+def test_a_wrong_app_path_is_one_line_before_any_banner(
+    app_dir: Path, target: str, source: str | None, status: int, line: str
+) -> None:
+    (app_dir / "sample_app.py").write_text(textwrap.dedent(SAMPLE_APP) + 'DURATION = "x"\n')
+    result = subprocess.run(
+        cli("run", target, "--app-dir", str(app_dir), "--port", str(free_port())),
+        env=clean_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+    assert (status, "") == (result.returncode, result.stdout)  # no "serving ..." banner
+    assert [f"asgi-observe: error: {line}"] == result.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("source", "last_frame", "line"),
+    [
+        (
+            'raise RuntimeError("database is down\\nretry later")\n',
+            'raise RuntimeError("database is down',
+            "importing 'broken_app' raised RuntimeError: database is down",
+        ),
+        (
+            "import json\nimport nosuchdependency\n",
+            "import nosuchdependency",
+            "importing 'broken_app' failed: No module named 'nosuchdependency'",
+        ),
+    ],
+    ids=["raises", "imports-a-missing-module"],
+)
+def test_an_error_inside_the_app_module_keeps_its_traceback(
+    app_dir: Path, source: str, last_frame: str, line: str
+) -> None:
+    """The user's own bug: their frames, none of ours or importlib's, then one line."""
+    (app_dir / "broken_app.py").write_text(source)
+    result = subprocess.run(
+        cli("run", "broken_app:app", "--app-dir", str(app_dir), "--port", str(free_port())),
+        env=clean_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+    lines = result.stderr.splitlines()
+    assert (1, "") == (result.returncode, result.stdout)
+    assert "Traceback (most recent call last):" == lines[0]
+    assert str(app_dir / "broken_app.py") in lines[1]
+    assert last_frame in result.stderr
+    assert f"asgi-observe: error: {line}" == lines[-1]
+    assert not [x for x in lines if "importlib" in x or "asgi_observe" in x or "uvicorn" in x]
+
+
+def test_version() -> None:
+    from asgi_observe import __version__
+
+    result = subprocess.run(cli("--version"), capture_output=True, text=True, timeout=30)
+    assert (0, f"asgi-observe {__version__}") == (result.returncode, result.stdout.strip())
+
+
+def test_the_service_name_defaults_to_the_app_path_and_the_banner_says_so(
+    tmp_path: Path,
+) -> None:
+    from e2e.e2e_harness import OTLPHandler, Recorder, serving
+
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    # An app that configures OpenTelemetry when imported must see the name as well.
+    configured = "import asgi_observe\nasgi_observe.configure()\n" + textwrap.dedent(SAMPLE_APP)
+    (package / "main.py").write_text(configured)
+    port = free_port()
+    recorder = Recorder()
+    with serving(OTLPHandler, recorder) as otlp_url:
+        env = clean_env({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_BSP_SCHEDULE_DELAY": "50"})
+        argv = cli("run", "shop.main:app", "--app-dir", str(tmp_path), "--port", str(port))
+        with running(
+            argv,
+            log_path=tmp_path / "server.log",
+            env=env,
+            ready=http_ready("/hello", status=200),
+            base_url=f"http://{LOOPBACK}:{port}",
+        ) as server:
+            spans = recorder.wait_for(lambda span: span.name == "GET")
+            output = server.output()
+    assert {"shop"} == {span.service_name for span in spans}
+    assert "service: shop (from MODULE:APP; set OTEL_SERVICE_NAME to choose)" in output
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("myproject.main:app", "myproject"),
+        ("shop.asgi:application", "shop"),
+        ("main:app", "main"),
+        ("sample_app:app", "sample_app"),
+        ("a.b.server:create", "a.b"),
+        ("examples.django_app:app", "examples.django_app"),
+    ],
+)
+def test_default_service_name(target: str, expected: str) -> None:
+    from asgi_observe.cli.target import default_service_name
+
+    assert expected == default_service_name(target)
+
+
+def test_the_banner_names_a_service_chosen_by_the_environment(
+    tmp_path: Path, app_dir: Path
+) -> None:
+    with serve(tmp_path, app_dir, env={"OTEL_RESOURCE_ATTRIBUTES": "service.name=cart"}) as server:
+        output = server.output()
+    assert "service: cart (OTEL_RESOURCE_ATTRIBUTES)" in output
 
 
 def test_python_dash_m_prints_help() -> None:

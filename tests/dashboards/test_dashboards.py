@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ OUR_SERIES = {f"{DURATION}_bucket", f"{DURATION}_count", f"{DURATION}_sum", ACTI
 # Identifiers in PromQL that are not metric names.
 PROMQL_WORDS = {
     "sum", "by", "without", "rate", "increase", "histogram_quantile", "topk", "and", "or",
+    "group", "present_over_time",
     "unless", "on", "ignoring", "le", "job", "instance", "http_route", "http_request_method",
     "http_response_status_code", "label_values", "humanizePercentage", "humanizeDuration",
     "mcp_method_name", "gen_ai_tool_name", "error_type",
@@ -153,7 +155,13 @@ def test_alert_rules_name_our_metrics_and_the_four_alerts() -> None:
     names: set[str] = set()
     for expr in exprs:
         names |= metric_names(expr)
-    assert {f"{DURATION}_count", f"{DURATION}_bucket", f"{MCP_OPERATION}_count", "up"} == names
+    assert {
+        f"{DURATION}_count",
+        f"{DURATION}_bucket",
+        f"{MCP_OPERATION}_count",
+        ACTIVE,
+        "up",
+    } == names
 
 
 # --- render(namespace) ---------------------------------------------------------------------
@@ -187,7 +195,8 @@ def test_render_prefixes_every_metric_name_with_the_namespace() -> None:
         ALERT_RULES
     ].count("mcp_server_operation_duration_seconds")
     # `up` belongs to Prometheus, not to the namespace.
-    assert "expr: up == 0" in rendered[ALERT_RULES]
+    assert "up == 0\n" in rendered[ALERT_RULES]
+    assert "present_over_time(shop_http_server_active_requests[6h])" in rendered[ALERT_RULES]
 
 
 def test_render_gives_each_namespace_its_own_dashboard_uid_and_title() -> None:
@@ -250,9 +259,9 @@ def run_promtool(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[st
     )
 
 
-def rendered_rules_and_tests(tmp_path: Path, namespace: str) -> Path:
+def rendered_rules_and_tests(tmp_path: Path, namespace: str, selector: str = "") -> Path:
     """The rules and the promtool unit tests, both rendered for `namespace`, in tmp_path."""
-    write(tmp_path, namespace=namespace)
+    write(tmp_path, namespace=namespace, selector=selector)
     test_text = PROMTOOL_TEST.read_text(encoding="utf-8")
     test_text = test_text.replace(
         "../../asgi_observe/dashboards/prometheus-alerts.yml", ALERT_RULES
@@ -279,11 +288,16 @@ def test_promtool_unit_tests_fire_and_resolve_each_alert() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("namespace", ["", "shop"])
+@pytest.mark.parametrize(
+    ("namespace", "selector"),
+    [("", ""), ("shop", ""), ("", 'job="api"'), ("shop", 'job=~"api|cart", env!="dev"')],
+)
 def test_promtool_unit_tests_pass_on_rules_rendered_for_a_namespace(
-    tmp_path: Path, namespace: str
+    tmp_path: Path, namespace: str, selector: str
 ) -> None:
-    test_file = rendered_rules_and_tests(tmp_path, namespace)
+    """The same alerts fire (for job "api", never for the "node" target) when the rules
+    are scoped by the shipped default, or by a selector the user chose."""
+    test_file = rendered_rules_and_tests(tmp_path, namespace, selector)
     check = run_promtool("check", "rules", ALERT_RULES, cwd=tmp_path)
     assert 0 == check.returncode, check.stdout + check.stderr
     result = run_promtool("test", "rules", test_file.name, cwd=tmp_path)
@@ -298,7 +312,7 @@ def test_promtool_unit_tests_fail_when_the_alerts_do_not_fire(tmp_path: Path) ->
     text = rules.read_text()
     text = text.replace(") > 0.05", ") > 0.99").replace(") > 1\n", ") > 100\n")
     text = text.replace("          ) > 0.1\n", "          ) > 0.99\n")
-    rules.write_text(text.replace("expr: up == 0", "expr: up == 2"))
+    rules.write_text(text.replace("up == 0", "up == 2"))
     result = run_promtool("test", "rules", test_file.name, cwd=tmp_path)
     assert 0 != result.returncode
     for alert in (
@@ -383,3 +397,39 @@ async def test_dashboard_and_rules_query_series_the_middleware_exports(namespace
         duration_labels
     )
     assert {"http_request_method"} == series[f"{prefix}http_server_active_requests"]
+
+
+# --- render(selector=...) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("selector", ['job="shop"', '{job="shop", env=~"prod|stage"}'])
+def test_a_selector_scopes_every_rule_and_every_dashboard_query(selector: str) -> None:
+    matchers = selector.strip("{}")
+    rendered = render(selector=selector)
+    for expr in alert_expressions(rendered[ALERT_RULES]):
+        selectors = re.findall(r"(?:http_server_\w+|up)\{[^}]*\}", expr)
+        bare = re.findall(r"(?:http_server_\w+|\bup)(?![\w{])", expr)
+        assert selectors and [] == bare, expr
+        assert all(matchers in found for found in selectors), expr
+    assert "up{" + matchers + "} == 0\n" in rendered[ALERT_RULES]
+    dashboard = load(rendered[DASHBOARD])
+    for title, expr in expressions(dashboard):
+        assert matchers in expr, title
+    job = next(v for v in dashboard["templating"]["list"] if v["name"] == "job")  # type: ignore[index]
+    assert f"http_server_request_duration_seconds_count{{{matchers}}}" in job["query"]["query"]
+
+
+@pytest.mark.parametrize("selector", ["job", 'job="a" or up', "job=shop", "{}{", 'job="a"}'])
+def test_render_rejects_what_is_not_label_matchers(selector: str) -> None:
+    with pytest.raises(ValueError, match="label matchers"):
+        render(selector=selector)
+
+
+def test_module_command_takes_a_selector(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "asgi_observe.dashboards", "--selector", 'job="shop"', "--out",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert 0 == result.returncode, result.stderr
+    assert 'up{job="shop"} == 0' in (tmp_path / ALERT_RULES).read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from asgi_driver import Recorder, call, http_scope, plain_app, websocket_scope
 from litestar import Litestar, asgi
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -108,7 +110,13 @@ async def test_multiprocess_mode_aggregates_a_fresh_registry_per_scrape(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    assert (200, "") == ((r := await get(metrics_app())).status_code, r.text)
+    response = await get(metrics_app())
+    # No worker wrote values yet: only this process's own process_* and python_info.
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert 200 == response.status_code
+    assert {"python_info", "process_resident_memory_bytes", "process_cpu_seconds"} <= names
+    assert not {name for name in names if not name.startswith(("process_", "python_info"))}
+    assert f'pid="{os.getpid()}"' in response.text
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
     assert 500 == (await get(metrics_app())).status_code
 
