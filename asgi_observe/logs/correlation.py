@@ -15,6 +15,7 @@ from asgi_observe._core.logsafe import printable
 from asgi_observe._core.mcp_facts import current_mcp
 from asgi_observe._core.record import RequestRecord
 from asgi_observe._core.span_ids import span_ids
+from asgi_observe.logs.current import current_span
 from asgi_observe.logs.exception_ids import exception_ids
 
 __all__ = [
@@ -67,6 +68,8 @@ def _current_ids() -> _Ids:
         return _NO_IDS
     try:
         trace_id, span_id = span_ids(get_current_span())
+        if trace_id is None:  # logged by a layer outside the tracing layer
+            trace_id, span_id = span_ids(current_span())
     except Exception:  # a broken tracing setup must not break logging
         return request_id, None, None
     return request_id, trace_id, span_id

@@ -407,8 +407,8 @@ def test_a_selector_scopes_every_rule_and_every_dashboard_query(selector: str) -
     matchers = selector.strip("{}")
     rendered = render(selector=selector)
     for expr in alert_expressions(rendered[ALERT_RULES]):
-        selectors = re.findall(r"(?:http_server_\w+|up)\{[^}]*\}", expr)
-        bare = re.findall(r"(?:http_server_\w+|\bup)(?![\w{])", expr)
+        selectors = re.findall(r"(?:http_server_\w+|mcp_server_\w+|up)\{[^}]*\}", expr)
+        bare = re.findall(r"(?:http_server_\w+|mcp_server_\w+|\bup)(?![\w{])", expr)
         assert selectors and [] == bare, expr
         assert all(matchers in found for found in selectors), expr
     assert "up{" + matchers + "} == 0\n" in rendered[ALERT_RULES]
