@@ -266,6 +266,8 @@ class _Sdk:
 
     def enter(self, isolation: Any) -> Any:
         current = self.get_current_scope().fork()
+        _forget_transaction_name(isolation)
+        _forget_transaction_name(current)
         if self._variables is not None:
             current_var, isolation_var = self._variables
             return current_var.set(current), isolation_var.set(isolation)
@@ -282,3 +284,12 @@ class _Sdk:
         else:
             self._set_isolation_scope(tokens[1])
             self._set_current_scope(tokens[0])
+
+
+def _forget_transaction_name(scope: Any) -> None:
+    # A name left on the scope this request forked from was set outside this request
+    # (code in the lifespan, an integration running with no request's scope): it is not
+    # this request's, and its events take their own (the route, unless set meanwhile).
+    if getattr(scope, "_transaction", None) is not None:
+        scope._transaction = None
+        scope._transaction_info = {}

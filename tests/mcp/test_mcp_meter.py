@@ -87,7 +87,7 @@ async def test_each_outcome_is_a_point_with_the_conventions_attributes(meter: Me
             ("error.type", "tool_error"),
             ("gen_ai.tool.name", "add"),
             ("mcp.method.name", "tools/call"),
-        ): 1,  # noqa: E501
+        ): 1,
         (("error.type", "-32602"), ("mcp.method.name", "resources/read")): 1,
     } == meter.counts()
     metric = meter.metric(OPERATION)
