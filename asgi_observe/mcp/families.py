@@ -23,6 +23,7 @@ __all__ = [
     "SESSIONS_ACTIVE",
     "SESSION_DURATION",
     "McpFamilies",
+    "existing_mcp_families",
     "mcp_families_for",
 ]
 
@@ -211,3 +212,10 @@ def mcp_families_for(
         families.tools.publish(declared)
         families.prompts.publish(declared)
     return families
+
+
+def existing_mcp_families(registry: Any, namespace: str) -> McpFamilies | None:
+    """The MCP families of (registry, namespace) if an MCP layer made them, else None."""
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        return _families.get(registry, {}).get(namespace)
