@@ -150,7 +150,7 @@ def table(result: dict[str, Any]) -> str:
         f"| {holds_mark(unsampled['holds'])} |",
         "",
         f"The calls any unsampled request with these features makes (unsampled span, "
-        f"traceparent, histogram, id, Sentry isolation) sum to {unsampled['parts_us']:.1f} us; "
+        f"traceparent, histogram, id, Sentry scope forks) sum to {unsampled['parts_us']:.1f} us; "
         f"the unsampled row adds {unsampled['value'] / unsampled['parts_us']:.2f}x that.",
     ]
     return "\n".join(lines)

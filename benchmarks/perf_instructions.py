@@ -331,7 +331,7 @@ def table(result: dict[str, Any]) -> str:
             f"< {UNSAMPLED_GOAL_US:.0f} us (a time goal) | |",
             "",
             "The calls any unsampled request with these features makes (unsampled span, "
-            f"traceparent, histogram, id, Sentry isolation) sum to {unsampled['parts']:,.0f} "
+            f"traceparent, histogram, id, Sentry scope forks) sum to {unsampled['parts']:,.0f} "
             f"instructions; the unsampled row adds {unsampled['parts_ratio']:.2f}x that.",
         ]
     return "\n".join(lines)

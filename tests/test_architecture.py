@@ -16,7 +16,7 @@ import pytest
 PACKAGE = "asgi_observe"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 ROOMS = ("_core", "propagation", "scrub", "frameworks", "tracing", "logs", "metrics", "errors")
-ROOMS += ("setup", "dashboards", "cli")
+ROOMS += ("mcp", "setup", "viewer", "dashboards", "cli")
 EVERYTHING = frozenset((*ROOMS, "root"))
 
 # The import table of docs/architecture.md. "root" is observe.py, __init__.py and the
@@ -30,7 +30,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "logs": frozenset({"_core", "scrub", "frameworks"}),
     "metrics": frozenset({"_core", "tracing", "frameworks"}),
     "errors": frozenset({"_core", "scrub", "frameworks"}),
-    "setup": frozenset(ROOMS) - {"cli", "dashboards", "setup"},
+    "mcp": frozenset({"_core", "metrics", "errors"}),
+    "setup": frozenset(ROOMS) - {"cli", "dashboards", "setup", "viewer"},
+    # The local viewer reads the pillars' public pieces (scrubber, Sentry event helpers,
+    # metric families, route templates); nothing but cli/ and root imports it.
+    "viewer": frozenset(ROOMS) - {"cli", "dashboards", "setup", "viewer"},
     "dashboards": frozenset(),
     "cli": EVERYTHING - {"cli"},
     "root": EVERYTHING - {"root"},

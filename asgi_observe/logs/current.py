@@ -8,11 +8,15 @@ scope once they have routed, so a record logged by the handler of a route carrie
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from asgi_observe._core.record import RouteResolver, record_of
 from asgi_observe._core.types import Scope
 
-__all__ = ["current_request", "current_route"]
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+__all__ = ["current_request", "current_route", "current_span"]
 
 # (scope, the route resolver of the layer that set it)
 current_request: ContextVar[tuple[Scope, RouteResolver] | None] = ContextVar(
@@ -34,3 +38,14 @@ def current_route() -> str | None:
         return resolver(scope)
     except Exception:  # a user resolver must never break logging
         return None
+
+
+def current_span() -> Span | None:
+    """The server span of the current request, also where its context is not current.
+
+    Layers outside the tracing layer (the request-id layer's error line, say) log within
+    the request but outside its span's context.
+    """
+    current = current_request.get()
+    record = None if current is None else record_of(current[0])
+    return None if record is None else record.span

@@ -11,6 +11,7 @@ from typing import Any
 
 from asgi_observe._core.http import OTHER_METHOD
 from asgi_observe._core.http import known_methods as _validate_methods
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
@@ -167,7 +168,10 @@ class MetricsMiddleware:
                         in_flight[0] -= 1
                 self._observe(scope, record, method, status, sizes, error)
             except Exception:  # a metrics fault must never change the app's response
-                _log.exception("asgi_observe could not record the request metrics")
+                log_safely(
+                    _log, logging.ERROR, "asgi_observe could not record the request metrics",
+                    exc_info=True,
+                )  # fmt: skip
 
         async def send_wrapper(message: Message) -> None:
             if count_sizes and message["type"] == "http.response.body":

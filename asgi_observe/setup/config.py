@@ -214,7 +214,8 @@ def _with_arguments(
 ) -> Settings:
     changes: dict[str, object] = {}
     if endpoint is not None:
-        _settings.check_endpoint("endpoint", endpoint)
+        chosen = (protocol or settings.traces_protocol).strip().lower()
+        _settings.check_endpoint("endpoint", endpoint, grpc=chosen == "grpc")
         changes["traces_exporters"] = changes["metrics_exporters"] = ("otlp",)
     for name, value in (("traces", traces_exporter), ("metrics", metrics_exporter)):
         if value is not None:

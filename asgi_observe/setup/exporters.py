@@ -120,7 +120,9 @@ def _signal_url(endpoint: str | None, signal: str) -> str | None:
     return f"{endpoint.rstrip('/')}/{_SIGNAL_PATHS[signal]}"
 
 
-_MISSING_OTLP = "OTLP export needs opentelemetry-exporter-otlp: pip install 'asgi-observe[otlp]'"
+_MISSING_OTLP = (
+    "OTLP export needs opentelemetry-exporter-otlp: pip install opentelemetry-exporter-otlp"
+)
 
 
 def _dict(headers: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -137,7 +139,7 @@ def check_exporter_packages(settings: Settings) -> None:
         if "otlp" in exporters and not _importable(f"opentelemetry.exporter.otlp.proto.{package}"):
             raise ValueError(
                 f"OTLP export over {protocol} needs opentelemetry-exporter-otlp: "
-                "pip install 'asgi-observe[otlp]'"
+                "pip install opentelemetry-exporter-otlp"
             )
 
 

@@ -37,10 +37,7 @@ class SignalSettings:
 
 def read_signal_settings(env: Mapping[str, str]) -> SignalSettings:
     """Validate the log export and metrics backend variables; raise ValueError naming one."""
-    _settings._check_endpoint(env, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
     _settings._check_headers(env, "OTEL_EXPORTER_OTLP_LOGS_HEADERS")
-    _check_interval(env, "OTEL_METRIC_EXPORT_INTERVAL")
-    _check_interval(env, "OTEL_METRIC_EXPORT_TIMEOUT")
     _check_temporality(env)
     raw_exporters = env.get("OTEL_LOGS_EXPORTER", "").strip()
     raw_backend = env.get(BACKEND_VAR, "").strip()
@@ -100,20 +97,6 @@ def _protocol(env: Mapping[str, str]) -> str:
         if raw:
             return _settings.parse_protocol(name, raw)
     return "http/protobuf"
-
-
-def _check_interval(env: Mapping[str, str], name: str) -> None:
-    # The SDK reads it as milliseconds and falls back to its default on a bad value,
-    # silently exporting every 60 s instead of what was asked.
-    raw = env.get(name, "").strip()
-    if not raw:
-        return
-    try:
-        millis = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected milliseconds, a positive number") from None
-    if not millis > 0 or millis == float("inf"):
-        raise ValueError(f"{name}={raw!r}: expected milliseconds, a positive number")
 
 
 def _check_temporality(env: Mapping[str, str]) -> None:

@@ -12,6 +12,7 @@ from asgi_observe._core.http import OTHER_METHOD
 from asgi_observe._core.types import Scope
 from asgi_observe.propagation import context_from_w3c, w3c_propagator
 from asgi_observe.scrub.scrubber import redact_query_string
+from asgi_observe.scrub.urls import redact_userinfo
 
 __all__ = ["ASGI_GETTER", "server_address", "socket_address", "span_start_facts", "split_host"]
 
@@ -88,7 +89,8 @@ def span_start_facts(
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
-        "url.path": scope["path"],
+        # An absolute-form request target puts a whole URL, userinfo too, in the path.
+        "url.path": redact_userinfo(scope["path"], "REDACTED"),
     }
     if method is OTHER_METHOD:
         attributes["http.request.method_original"] = method_original

@@ -204,7 +204,7 @@ def http_ready(path: str, *, status: int | None = None) -> Callable[[Process], b
 
 
 def asgi_server_argv(server: str, target: str, port: int, *, workers: int = 1) -> list[str]:
-    """Command line serving `module:app` with uvicorn or hypercorn on 127.0.0.1:port."""
+    """Command line serving `module:app` with uvicorn, hypercorn, granian or daphne."""
     if server == "uvicorn":
         argv = [
             str(BIN_DIR / "uvicorn"),
@@ -231,6 +231,25 @@ def asgi_server_argv(server: str, target: str, port: int, *, workers: int = 1) -
             "--log-level",
             "WARNING",
         ]
+    if server == "granian":
+        return [
+            str(BIN_DIR / "granian"),
+            "--interface",
+            "asgi",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            target,
+        ]
+    if server == "daphne":
+        if workers > 1:
+            raise ValueError("daphne serves from one process")
+        return [str(BIN_DIR / "daphne"), "-b", LOOPBACK, "-p", str(port), "-v", "0", target]
     raise ValueError(f"unknown server {server!r}")
 
 
