@@ -187,6 +187,11 @@ def observe(
         layered = NotifyMiddleware(layered, notifier=notifier, route_resolver=route_resolver)
         if notifier.wants("logs"):
             install_log_handler(notifier)
+        if mcp_endpoints and notifier.wants("exceptions"):
+            # A raising MCP tool is answered isError by its SDK: its log is what is left.
+            from asgi_observe.errors.notify.mcp_tools import install_mcp_tool_handler
+
+            install_mcp_tool_handler(notifier)
     if _sentry_wanted(sentry):
         from asgi_observe.errors.sentry import SentryMiddleware
 

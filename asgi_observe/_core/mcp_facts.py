@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["McpFacts", "current_mcp"]
+__all__ = ["McpFacts", "current_mcp", "is_answered_error"]
 
 
 class McpFacts:
@@ -71,6 +71,15 @@ class McpFacts:
             self.request_id,
             self.session_id,
         )
+
+
+def is_answered_error(error_type: str | None) -> bool:
+    """An ``isError`` tool result or a JSON-RPC error answer, as `McpFacts.error_type` says.
+
+    Not an HTTP status or an unanswered request: the HTTP layers report those. Sentry
+    (mcp/sentry.py) and error notifications (errors/notify) decide by this one rule.
+    """
+    return error_type is not None and (error_type == "tool_error" or error_type.startswith("-"))
 
 
 # Set by McpMiddleware for the duration of an MCP request (token reset in its finally).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from asgi_observe._core.mcp_facts import McpFacts
+from asgi_observe._core.mcp_facts import McpFacts, is_answered_error
 from asgi_observe.errors.sentry import MECHANISM, sentry_active
 
 __all__ = ["report_mcp_error"]
@@ -18,7 +18,7 @@ __all__ = ["report_mcp_error"]
 
 def report_mcp_error(facts: McpFacts, error_type: str, target: str | None) -> None:
     """Send one Sentry message event for a tool error or a JSON-RPC error answer."""
-    if error_type != "tool_error" and not error_type.startswith("-"):
+    if not is_answered_error(error_type):
         return  # an HTTP status or an unanswered request: the HTTP layers report those
     if not sentry_active():
         return

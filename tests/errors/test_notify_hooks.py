@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from chat_receiver import ChatReceiver, chat_receiver
 from notify_helpers import clean_globals, notifier_for
 
-from asgi_observe._core.record import RequestRecord, record_of
+from asgi_observe._core.mcp_facts import McpFacts
+from asgi_observe._core.record import record_of
 from asgi_observe.errors.notify import (
     Notifier,
     NotifyLogHandler,
@@ -127,19 +127,21 @@ def test_the_log_handler_is_installed_once_per_logger(receiver: ChatReceiver) ->
             logger.removeHandler(handler)
 
 
-@pytest.mark.skipif(
-    "mcp" not in RequestRecord.__slots__, reason="needs RequestRecord.mcp, from the MCP layer"
+@pytest.mark.parametrize(
+    ("error_type", "notified"),
+    [("tool_error", True), ("-32602", True), ("404", False), ("_invalid", False), (None, False)],
 )
-async def test_an_mcp_tool_error_left_in_the_record_is_notified(receiver: ChatReceiver) -> None:
-    """Runs once the MCP layer (issue 15) is merged: it fills ``record.mcp``."""
+async def test_an_mcp_error_answer_in_the_record_notifies_with_the_mcp_event(
+    receiver: ChatReceiver, error_type: str | None, notified: bool
+) -> None:
+    """isError and JSON-RPC error answers notify; HTTP statuses are the HTTP paths' own."""
     notifier = hook_notifier(receiver, events=frozenset({"exceptions", "mcp"}))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         record = record_of(scope)
         assert record is not None
-        record.mcp = SimpleNamespace(  # type: ignore[attr-defined]
-            error_type="tool_error", method="tools/call", tool_name="search", prompt_name=None
-        )
+        facts = record.mcp = McpFacts()
+        facts.method, facts.tool_name, facts.error_type = "tools/call", "search", error_type
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
@@ -154,9 +156,34 @@ async def test_an_mcp_tool_error_left_in_the_record_is_notified(receiver: ChatRe
     scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [], "query_string": b""}
     await middleware(scope, receive, send)
     assert notifier.force_flush(5000)
-    [hook] = receiver.bodies("/hook")
-    assert ("mcp", "MCP tools/call search failed", "answered tool_error") == (
-        hook["kind"],
-        hook["title"],
-        hook["message"],
-    )
+    expected = [("mcp", "MCP tools/call search failed", f"answered {error_type}")]
+    assert (expected if notified else []) == [
+        (hook["kind"], hook["title"], hook["message"]) for hook in receiver.bodies("/hook")
+    ]
+
+
+async def test_without_the_mcp_event_an_error_answer_is_not_notified(
+    receiver: ChatReceiver,
+) -> None:
+    notifier = hook_notifier(receiver)  # the default events: exceptions only
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        record = record_of(scope)
+        assert record is not None
+        facts = record.mcp = McpFacts()
+        facts.method, facts.tool_name, facts.error_type = "tools/call", "search", "tool_error"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = NotifyMiddleware(app, notifier=notifier, route_resolver=lambda s: "/mcp")
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [], "query_string": b""}
+    await middleware(scope, receive, send)
+    assert notifier.force_flush(5000)
+    assert [] == receiver.bodies("/hook")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from asgi_observe.errors.notify.marks import already_notified
+from asgi_observe.errors.notify.mcp_tools import is_sdk_answer_log
 from asgi_observe.errors.notify.notifier import Notifier
 
 __all__ = ["NotifyLogHandler", "install_log_handler"]
@@ -17,7 +18,8 @@ class NotifyLogHandler(logging.Handler):
 
     A record carrying an exception that was already notified (an unhandled exception the
     server logs after NotifyMiddleware saw it) gives no second message. Records of the
-    ``asgi_observe`` loggers are skipped. Since 0.1.0.
+    ``asgi_observe`` loggers are skipped, and so are the MCP SDKs' lines about an
+    ``isError`` answer during an MCP call (without an exception). Since 0.1.0.
     """
 
     def __init__(self, notifier: Notifier, level: int = logging.ERROR) -> None:
@@ -25,7 +27,8 @@ class NotifyLogHandler(logging.Handler):
         self.notifier = notifier
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(_OWN_LOGGERS):
+        if record.name.startswith(_OWN_LOGGERS) or is_sdk_answer_log(record):
+            # An SDK's line about an isError answer is the "mcp" event's, as in Sentry.
             return
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and already_notified(exc):

@@ -11,6 +11,7 @@ from asgi_observe._core.record import (
 )
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.errors.notify.context import RequestContext, _current
+from asgi_observe.errors.notify.mcp_tools import mcp_failure
 from asgi_observe.errors.notify.notifier import Notifier
 
 __all__ = ["NotifyMiddleware"]
@@ -23,7 +24,9 @@ class NotifyMiddleware:
 
     Also notifies the exception a Litestar or Quart app handed to the request record
     (errors/hooks.py) when it answered 5xx, and, when the notifier's events include
-    ``"5xx"``, a 5xx response without any exception. Messages are built and queued only
+    ``"5xx"``, a 5xx response without any exception, and with ``"mcp"`` an ``isError``
+    tool result or JSON-RPC error answer the MCP layer recorded (errors/notify/mcp_tools.py;
+    a tool that raises notifies as an exception). Messages are built and queued only
     when deduplication lets them through, and sent by background threads: a slow or dead
     destination costs the request nothing. Lifespan and other scopes pass straight through.
 
@@ -73,8 +76,8 @@ class NotifyMiddleware:
                 self._notifier.notify_exception(exc, request=request, status=status)
             raise
         else:
-            if self._mcp and not request.notified:
-                self._mcp_failure(record)
+            if self._mcp and not request.notified:  # a raising tool notified already
+                mcp_failure(self._notifier, record.mcp)
             status = record.status
             if status is not None and status >= 500 and not request.notified:
                 handed_over = record.exception  # by a framework error hook
@@ -84,20 +87,6 @@ class NotifyMiddleware:
                     self._notifier.notify_status(request, status)
         finally:
             _current.reset(token)
-
-    def _mcp_failure(self, record: RequestRecord) -> None:
-        # The MCP layer (issue 15) leaves what it read of the JSON-RPC exchange in the
-        # record; read by duck typing, so this is inert until that layer exists.
-        facts = getattr(record, "mcp", None)
-        error_type = getattr(facts, "error_type", None)
-        if not isinstance(error_type, str) or not error_type:
-            return
-        method = getattr(facts, "method", None) or "_unknown"
-        target = getattr(facts, "tool_name", None) or getattr(facts, "prompt_name", None)
-        what = f"{method} {target}" if isinstance(target, str) and target else method
-        self._notifier.notify_failure(
-            "mcp", f"MCP {what} failed", f"answered {error_type}", where=what
-        )
 
 
 def _observing_send(record: RequestRecord, send: Send) -> Send:
