@@ -181,6 +181,8 @@ def observe(
         if not isinstance(viewer, Viewer):
             raise TypeError("viewer must be an asgi_observe.viewer.Viewer")
         layered = viewer.middleware(layered, route_resolver=route_resolver)
+        if notifier is not None:  # one grouping for the chat messages and the viewer
+            viewer.group_like_notifications()
     if notifier is not None:
         from asgi_observe.errors.notify import NotifyMiddleware, install_log_handler
 

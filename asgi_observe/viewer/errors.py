@@ -21,10 +21,17 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from asgi_observe._core.types import Scope
+from asgi_observe.errors.notify.fingerprint import exception_fingerprint
 from asgi_observe.errors.sentry_event import request_data, set_trace_context
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
 
-__all__ = ["ErrorStore", "Fingerprint", "default_fingerprint", "error_event"]
+__all__ = [
+    "ErrorStore",
+    "Fingerprint",
+    "default_fingerprint",
+    "error_event",
+    "notification_fingerprint",
+]
 
 Fingerprint = Callable[[Mapping[str, Any]], "str | Sequence[str]"]
 """Groups errors: takes a scrubbed event, returns its group's key."""
@@ -45,6 +52,19 @@ def default_fingerprint(event: Mapping[str, Any]) -> Sequence[str]:
     tags = event.get("tags") or {}
     route = tags.get("http.route") if isinstance(tags, Mapping) else None
     return exc_type, str(route or "")
+
+
+def notification_fingerprint(event: Mapping[str, Any]) -> Sequence[str]:
+    """The error notifications' fingerprint (type, innermost in-app frame, route), which
+    `error_event` puts in the event's Sentry ``fingerprint``; `default_fingerprint` if none.
+
+    observe() groups the viewer's errors by it when notifications are on too, so a chat
+    message's ``fingerprint`` names a viewer group (docs/notifications.md).
+    """
+    found = event.get("fingerprint")
+    if isinstance(found, list) and found and all(isinstance(part, str) for part in found):
+        return found
+    return default_fingerprint(event)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -86,6 +106,12 @@ def _exception_value(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _route_key(scope: Scope, route: str | None) -> str | None:
+    # The notifications' route part: "GET /items/{id}" (errors/notify/context.py).
+    method = scope.get("method")
+    return " ".join(part for part in (method, route) if part) or None
+
+
 def _capped_request(request: dict[str, Any]) -> dict[str, Any]:
     headers = request.get("headers")
     if isinstance(headers, dict):
@@ -113,6 +139,9 @@ def error_event(
         "exception": {"values": [_exception_value(item) for item in _chain(exc)]},
         "request": _capped_request(request_data(scope, scrubber)),
         "tags": {},
+        # Computed from the live exception (module and qualified name of the frame),
+        # which the event's frames no longer carry.
+        "fingerprint": [exception_fingerprint(exc, _route_key(scope, route))],
     }
     if request_id is not None:
         event["tags"]["request_id"] = request_id
@@ -145,6 +174,12 @@ class ErrorStore:
         self._events: deque[dict[str, Any]] = deque(maxlen=max_errors)
         self._groups: OrderedDict[tuple[str, ...], _Group] = OrderedDict()
         self._lock = threading.Lock()
+
+    def group_by(self, fingerprint: Fingerprint) -> None:
+        """Group later events by `fingerprint`; the groups so far are cleared."""
+        with self._lock:
+            self._fingerprint = fingerprint
+            self._groups.clear()
 
     def _key(self, event: dict[str, Any]) -> tuple[str, ...]:
         try:

@@ -15,7 +15,13 @@ from asgi_observe._core.types import ASGIApp, Scope
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, SECRETS_HINT_KEY, Scrubber
 from asgi_observe.viewer.access import ClientPolicy
 from asgi_observe.viewer.capture import ViewerCaptureMiddleware, current_request_secrets
-from asgi_observe.viewer.errors import ErrorStore, Fingerprint, default_fingerprint, error_event
+from asgi_observe.viewer.errors import (
+    ErrorStore,
+    Fingerprint,
+    default_fingerprint,
+    error_event,
+    notification_fingerprint,
+)
 from asgi_observe.viewer.logs import LogStore, install_log_handler
 from asgi_observe.viewer.red import MCP_ROWS, RedWindow
 from asgi_observe.viewer.traces import TraceStore, attach_span_processor
@@ -46,7 +52,9 @@ class Viewer:
             (see docs/viewer.md for what "client" means behind a proxy).
         scrubber: what to redact; the default `Scrubber()` when None.
         fingerprint: groups error events (takes a scrubbed event, returns a key);
-            exception type and route template when None.
+            exception type and route template when None, or, when observe() also
+            sends error notifications, their fingerprint (type, innermost in-app
+            frame, route).
         red_window_s: how far back the RED table looks, in seconds.
         logs: keep log records (a handler on the root logger).
 
@@ -84,6 +92,7 @@ class Viewer:
             max_groups=_positive("max_error_groups", max_error_groups),
             fingerprint=fingerprint or default_fingerprint,
         )
+        self._fingerprint_given = fingerprint is not None
         self.logs = LogStore(max_logs=_positive("max_logs", max_logs), scrubber=self.scrubber)
         self._keep_logs = bool(logs)
         self._red_window_s = float(red_window_s)
@@ -147,6 +156,16 @@ class Viewer:
 
             self._app = ViewerApp(self)
         return self._app
+
+    def group_like_notifications(self) -> bool:
+        """Group errors by the notifications' fingerprint, unless `fingerprint` was given.
+
+        observe() calls this when error notifications are on as well. True if it did.
+        """
+        if self._fingerprint_given:
+            return False
+        self.errors.group_by(notification_fingerprint)
+        return True
 
     def capture_exception(
         self,
