@@ -359,6 +359,13 @@ class Exchange:
         """
         families = self._families
         status = self._status
+        if self._body is not None and self.http_method == "POST":
+            # Answered before its body was read (the SDKs' 406 and 415): one message of
+            # what the headers said, timed over the whole request.
+            self._body = None
+            self._client_messages(None)
+            for pending in self._pending.values():
+                pending.started = _perf() - duration_s()
         if not (self._pending or self._notifications or self._invalid or self._session):
             return
         failed = self._null_error or (str(status) if status is not None and status >= 400 else "")

@@ -396,3 +396,45 @@ def test_session_ids_never_leave_the_process(run: Run) -> None:
 
 def test_session_digest_is_stable() -> None:
     assert session_digest("abc") == session_digest("abc") != session_digest("abd")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "error_type"),
+    [
+        ({"accept": "text/plain", "content-type": "application/json"}, 406, "-32600"),
+        (
+            {"accept": "application/json, text/event-stream", "content-type": "text/plain"},
+            400,
+            "400",
+        ),
+    ],
+    ids=["wrong-accept", "wrong-content-type"],
+)
+def test_a_refused_request_is_counted_once_as_failed(
+    tracing: Any, headers: dict[str, str], status: int, error_type: str
+) -> None:
+    # mcp 2.3 answers a wrong Accept with a JSON-RPC error (id null) and a wrong
+    # Content-Type with a plain 400; both count, once, under the method the body names.
+    registry = CollectorRegistry()
+    observed = observe(mcp_sdk_app(), configure=False, registry=registry, metrics_path="/metrics")
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}}'
+
+    async def session() -> tuple[int, str]:
+        async with serving(observed) as base, httpx.AsyncClient() as http:
+            answer = await http.post(f"{base}/mcp", content=body, headers=headers)
+            return answer.status_code, (await http.get(f"{base}/metrics")).text
+
+    answered, metrics = asyncio.run(session())
+    assert status == answered
+    run = Run(variant="refused", metrics=metrics)
+    # "add" is no label yet: this server has not listed its tools in this process.
+    assert 1.0 == run.count(
+        mcp_method_name="tools/call", gen_ai_tool_name="_unknown", error_type=error_type
+    )
+    counts = [
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "mcp_server_operation_duration_seconds_count"
+    ]
+    assert [1.0] == counts

@@ -276,6 +276,27 @@ async def test_an_id_of_5000_digits_is_served_and_counted_without_a_fault(
     )
 
 
+@pytest.mark.parametrize("status", [406, 415])
+@pytest.mark.parametrize("with_headers", [False, True], ids=["body", "mcp-headers"])
+async def test_an_answer_before_the_body_was_read_is_counted(
+    status: int, with_headers: bool
+) -> None:
+    # The SDKs refuse a wrong Accept or Content-Type before reading the body.
+    async def refusing(scope: Any, receive: Any, send: Any) -> None:
+        for message in json_answer(b'{"error":"Not Acceptable"}', status=status)(b""):
+            await send(message)
+
+    stack = Stack(refusing, names=["add"])
+    expected = await bare(refusing, call_body())
+    actual = await stack.post(call_body(), headers=MCP_HEADERS if with_headers else ())
+    assert expected.sent == actual.sent
+    if with_headers:
+        assert 1.0 == stack.count(gen_ai_tool_name="add", error_type=str(status))
+    else:
+        assert 1.0 == stack.count(mcp_method_name="_unknown", error_type=str(status))
+    assert 1 == len(stack.series())
+
+
 # --- cardinality ------------------------------------------------------------------------
 
 
