@@ -180,6 +180,8 @@ def _events(name: str, raw: str | Iterable[str] | None) -> frozenset[str]:
     chosen = {item.lower() for item in _items(raw)}
     if chosen == {"none"}:
         return frozenset()
+    if "none" in chosen:
+        raise ValueError(f"{name}: 'none' turns every event off and cannot be combined")
     unknown = sorted(chosen - EVENTS)
     if unknown:
         supported = ", ".join(sorted(EVENTS))
