@@ -155,6 +155,19 @@ def _options_problems(argv: list[str], help_argv: tuple[str, ...]) -> list[str]:
     return [f"{option}: not an option of {' '.join(help_argv)}" for option in missing]
 
 
+@cache
+def _commands() -> frozenset[str]:
+    """The subcommands the installed parser knows (run, demo, notify-test, ...)."""
+    import argparse
+
+    from asgi_observe.cli.main import _parser
+
+    for action in _parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return frozenset(action.choices)
+    return frozenset()
+
+
 def _entry_point_problems(argv: list[str]) -> list[str]:
     scripts = _project()["scripts"]
     if "asgi-observe" not in scripts:  # type: ignore[operator]
@@ -163,7 +176,7 @@ def _entry_point_problems(argv: list[str]) -> list[str]:
     args = argv[1:]
     if not args or args[0] in ("--version", "--help", "..."):
         return []
-    if args[0] not in ("run", "demo"):
+    if args[0] not in _commands():
         return [f"asgi-observe has no command {args[0]!r}"]
     found = _options_problems(args, (script, args[0]))
     if args[0] == "run" and len(args) > 1:
