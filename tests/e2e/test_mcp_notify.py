@@ -31,8 +31,17 @@ SDKS = ["mcp", "fastmcp"]
 
 @pytest.fixture(autouse=True)
 def _globals() -> Iterator[None]:
+    import logging
+
+    from asgi_observe.errors.notify.mcp_tools import MCP_SDK_LOGGERS, McpToolErrorHandler
+
     with clean_globals():
         yield
+    for name in MCP_SDK_LOGGERS:  # observe() put them there, for a notifier now closed
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, McpToolErrorHandler):
+                logger.removeHandler(handler)
 
 
 @pytest.fixture
