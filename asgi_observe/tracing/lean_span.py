@@ -193,7 +193,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         with self._lock:
             ended = self._end_time is not None
             if not ended:
-                if not self._events:
+                if type(self._events) is tuple:  # the first event: the SDK's bounded list
                     self._events = BoundedList(limits.max_events)
                 self._events.append(event)  # type: ignore[attr-defined]
         if ended:
@@ -214,7 +214,7 @@ class LeanSpan(trace_api.Span, ReadableSpan):
         with self._lock:
             ended = self._end_time is not None
             if not ended:
-                if not self._links:
+                if type(self._links) is tuple:
                     self._links = BoundedList(limits.max_links)
                 self._links.append(link)  # type: ignore[attr-defined]
         if ended:

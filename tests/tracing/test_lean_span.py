@@ -674,6 +674,11 @@ _operations = st.lists(
         st.tuples(
             st.just("add_event"), st.text(max_size=4), st.dictionaries(_keys, _values, max_size=3)
         ),
+        st.tuples(
+            st.just("add_link"),
+            st.sampled_from([LOCAL_SAMPLED, INVALID, REMOTE_SAMPLED]),
+            st.none() | st.dictionaries(_keys, _values, max_size=2),
+        ),
         st.tuples(st.just("update_name"), st.text(max_size=6)),
         st.tuples(
             st.just("set_status"),
@@ -692,6 +697,8 @@ _limits = st.fixed_dictionaries(
         "max_attribute_length": st.integers(0, 6),
         "max_events": st.integers(0, 3),
         "max_event_attributes": st.integers(0, 3),
+        "max_links": st.integers(0, 2),
+        "max_link_attributes": st.integers(0, 2),
     },
 )
 
@@ -711,6 +718,14 @@ _limits = st.fixed_dictionaries(
 )
 @example(
     start={}, operations=[("set_attributes", {"a": 1, "b": 2})], limits={"max_span_attributes": 1}
+)
+@example(  # found by Hypothesis: an empty bounded list was replaced, its count lost
+    start={}, operations=[("add_event", "", {}), ("add_event", "", {})], limits={"max_events": 0}
+)
+@example(
+    start={},
+    operations=[("add_link", LOCAL_SAMPLED, None), ("add_link", LOCAL_SAMPLED, None)],
+    limits={"max_links": 0},
 )
 def test_generated_operations_export_alike(
     start: dict[str, Any],
