@@ -10,6 +10,7 @@ through `LeanTracer`. What the span processors saw, what was exported (every fie
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import threading
@@ -795,3 +796,72 @@ def test_every_private_name_has_its_guard() -> None:
     assert tracer._instrumentation_scope is not None
     assert callable(SynchronousMultiSpanProcessor._on_ending)
     assert callable(BoundedAttributes._set_items)
+
+
+# --- through TracingMiddleware -----------------------------------------------------------
+
+
+def _through_middleware(app_raises: bool) -> Scenario:
+    """A request through TracingMiddleware whose handler writes to the current span."""
+    from asgi_driver import call, http_scope
+
+    from asgi_observe.propagation import w3c_propagator
+    from asgi_observe.tracing.middleware import TracingMiddleware
+
+    def scenario(starter: Any, side: Side) -> Any:
+        app_tracer = side.provider.get_tracer("app")
+
+        async def handler(scope: Any, receive: Any, send: Any) -> None:
+            current = trace.get_current_span()
+            current.set_attribute("app.user", "42")
+            current.add_event("handler", {"step": 1})
+            with app_tracer.start_as_current_span("db.query") as child:
+                child.set_attribute("db.system", "sqlite")
+            if app_raises:
+                raise RuntimeError("handler failed")
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+            await send({"type": "http.response.body", "body": b"made"})
+
+        middleware = TracingMiddleware(
+            handler, tracer_provider=side.provider, propagator=w3c_propagator()
+        )
+        starts = type(middleware._tracer).__name__
+        scope = http_scope(
+            "/users/42",
+            headers=[(b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+        )
+        loop = asyncio.new_event_loop()
+        try:
+            if app_raises:
+                with pytest.raises(RuntimeError):
+                    loop.run_until_complete(call(middleware, scope))
+            else:
+                loop.run_until_complete(call(middleware, scope))
+        finally:
+            loop.close()
+        return starts
+
+    return scenario
+
+
+@pytest.mark.parametrize("app_raises", [False, True], ids=["served", "raised"])
+def test_a_request_through_the_middleware_exports_alike(
+    app_raises: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Child spans from app code and get_current_span().set_attribute() from a handler."""
+    from asgi_observe._core import record
+
+    scenario = _through_middleware(app_raises)
+    monkeypatch.setenv(LEAN_SPAN_VARIABLE, "0")
+    monkeypatch.setattr(record, "_time_ns", Clock())
+    monkeypatch.setattr(record, "_perf_ns", Clock())
+    sdk = run_side(False, scenario, monkeypatch)
+    monkeypatch.delenv(LEAN_SPAN_VARIABLE)
+    monkeypatch.setattr(record, "_time_ns", Clock())
+    monkeypatch.setattr(record, "_perf_ns", Clock())
+    lean = run_side(False, scenario, monkeypatch)
+    assert ("Tracer", "LeanTracer") == (sdk.result, lean.result)
+    sdk.result = lean.result = None
+    assert sdk.outcome() == lean.outcome()
+    names = [span["name"] for span in lean.exported()]
+    assert ["db.query", "GET"] == names
