@@ -25,7 +25,7 @@ from stack_rows import (
 
 ENDPOINT_VARIABLE = "BENCH_OTLP_ENDPOINT"
 _env: Environment | None = None
-_exporting: Exporting | None = None
+_exporting: dict[bool, Exporting] = {}
 
 
 def _environment() -> Environment:
@@ -35,11 +35,10 @@ def _environment() -> Environment:
     return _env
 
 
-def _exporting_environment() -> Exporting:
-    global _exporting
-    if _exporting is None:
-        _exporting = Exporting(_environment(), os.environ[ENDPOINT_VARIABLE])
-    return _exporting
+def _exporting_environment(*, ours: bool) -> Exporting:
+    if ours not in _exporting:
+        _exporting[ours] = Exporting(_environment(), os.environ[ENDPOINT_VARIABLE], ours=ours)
+    return _exporting[ours]
 
 
 def bare() -> Any:
@@ -53,19 +52,19 @@ def ours() -> Any:
 
 
 def ours_otlp() -> Any:
-    env = _exporting_environment()
+    env = _exporting_environment(ours=True)
     propagate.set_global_textmap(env.ours)
     return observe_full(env)
 
 
 def floor_otlp() -> Any:
-    env = _exporting_environment()
+    env = _exporting_environment(ours=False)
     propagate.set_global_textmap(env.ours)
     return span_only(env)
 
 
 def peers_otlp() -> Any:
-    env = _exporting_environment()
+    env = _exporting_environment(ours=False)
     propagate.set_global_textmap(env.otel_default)
     return peer_stack(env)
 

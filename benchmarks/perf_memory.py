@@ -81,7 +81,7 @@ def series_count(registry: CollectorRegistry) -> int:
 def measure(requests: int, warmup: int, every: int) -> dict[str, Any]:
     env = Environment()
     # Production-shaped: the spans are encoded and posted through OTLP/HTTP.
-    exporting = env.exporting()
+    exporting = env.exporting(ours=True)
     registry = CollectorRegistry()
     propagate.set_global_textmap(env.ours)
     app = observe(

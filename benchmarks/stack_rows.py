@@ -95,13 +95,13 @@ class Environment:
             auto_enabling_integrations=False,
         )
         self._prefixes = 0
-        self._exporting: Exporting | None = None
+        self._exporting: dict[bool, Exporting] = {}
 
-    def exporting(self) -> Exporting:
+    def exporting(self, *, ours: bool) -> Exporting:
         """The production-shaped rows' environment, started on first use."""
-        if self._exporting is None:
-            self._exporting = Exporting(self)
-        return self._exporting
+        if ours not in self._exporting:
+            self._exporting[ours] = Exporting(self, ours=ours)
+        return self._exporting[ours]
 
     def prefix(self) -> str:
         """A metric prefix no other row used (starlette-exporter's default registry)."""
@@ -136,8 +136,8 @@ class Environment:
             client.transport = None
         sentry_sdk.get_global_scope().set_client(None)
         self.provider.shutdown()
-        if self._exporting is not None:
-            self._exporting.close()
+        for exporting in self._exporting.values():
+            exporting.close()
 
 
 class Exporting:
@@ -150,14 +150,19 @@ class Exporting:
     that made it, ours and the peers' alike. Everything else is the shared Environment's.
     """
 
-    def __init__(self, env: Environment, endpoint: str | None = None) -> None:
+    def __init__(self, env: Environment, endpoint: str | None = None, *, ours: bool) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        from asgi_observe.setup.span_exporter import FastOTLPSpanExporter
 
         self._env = env
         self.receiver = Receiver() if endpoint is None else None
         endpoint = endpoint or self.receiver.endpoint  # type: ignore[union-attr]
+        # Our rows export as configure() sets them up (the official exporter with our
+        # encoding), the peers' and the SDK floor with the official exporter as it is.
+        exporter = FastOTLPSpanExporter if ours else OTLPSpanExporter
         self.provider = TracerProvider()
-        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        self.provider.add_span_processor(BatchSpanProcessor(exporter(endpoint=endpoint)))
         self.ours = env.ours
         self.otel_default = env.otel_default
 
@@ -183,14 +188,14 @@ class Row:
     factory: Factory
     scope: dict[str, Any]
     ours_textmap: bool  # False: OpenTelemetry's default global propagator
-    otlp: bool = False  # True: spans exported through OTLP/HTTP (`Exporting`)
+    otlp: str = ""  # "ours" or "official": spans exported through OTLP/HTTP (`Exporting`)
 
     def textmap(self, env: Environment) -> TextMapPropagator:
         return env.ours if self.ours_textmap else env.otel_default
 
     def environment(self, env: Environment) -> Environment | Exporting:
         """What the row's factory gets, and whose `flush` ends each of its batches."""
-        return env.exporting() if self.otlp else env
+        return env.exporting(ours=self.otlp == "ours") if self.otlp else env
 
 
 # --- our layers ------------------------------------------------------------------------
@@ -302,15 +307,15 @@ def _no_message_spans(env: Any) -> Any:
     return otel_asgi(env, message_spans=False)
 
 
-# Rows that make spans: (name without suffix, factory, scope, our propagator).
-_SPAN_ROWS: tuple[tuple[str, Factory, dict[str, Any], bool], ...] = (
-    ("ours: TracingMiddleware", _tracing, SCOPE, True),
-    ("observe() full, sampled", observe_full, SCOPE, True),
-    ("observe() full, new trace", observe_full, NEW_TRACE_SCOPE, True),
-    ("peer: OpenTelemetry ASGI", otel_asgi, SCOPE, False),
-    ("peer: OpenTelemetry ASGI, no message spans", _no_message_spans, SCOPE, False),
-    ("peer stack (4 middlewares)", peer_stack, SCOPE, False),
-    ("floor: one sampled SDK span, nothing else", span_only, SCOPE, True),
+# Rows that make spans: (name without suffix, factory, scope, our propagator, exporter).
+_SPAN_ROWS: tuple[tuple[str, Factory, dict[str, Any], bool, str], ...] = (
+    ("ours: TracingMiddleware", _tracing, SCOPE, True, "ours"),
+    ("observe() full, sampled", observe_full, SCOPE, True, "ours"),
+    ("observe() full, new trace", observe_full, NEW_TRACE_SCOPE, True, "ours"),
+    ("peer: OpenTelemetry ASGI", otel_asgi, SCOPE, False, "official"),
+    ("peer: OpenTelemetry ASGI, no message spans", _no_message_spans, SCOPE, False, "official"),
+    ("peer stack (4 middlewares)", peer_stack, SCOPE, False, "official"),
+    ("floor: one sampled SDK span, nothing else", span_only, SCOPE, True, "official"),
 )
 
 ROWS: tuple[Row, ...] = (
@@ -333,8 +338,8 @@ ROWS: tuple[Row, ...] = (
     Row("peer: asgi-correlation-id", correlation_id, SCOPE, False),
     Row("peer: sentry-sdk ASGI", sentry_asgi, SCOPE, False),
     Row("peer: starlette-exporter", starlette_exporter, SCOPE, False),
-    *(Row(f"{name}, OTLP export", *rest, otlp=True) for name, *rest in _SPAN_ROWS),  # type: ignore[misc]
-    *(Row(name + EXCLUDED, *rest) for name, *rest in _SPAN_ROWS),  # type: ignore[misc]
+    *(Row(f"{name}, OTLP export", f, sc, t, otlp=x) for name, f, sc, t, x in _SPAN_ROWS),
+    *(Row(name + EXCLUDED, f, sc, t) for name, f, sc, t, _ in _SPAN_ROWS),
 )
 
 
