@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from asgi_observe.logs.request_id import RequestIdMiddleware, get_request_id
+from asgi_observe.metrics.function import measured
 from asgi_observe.metrics.middleware import MetricsMiddleware
 
 # Through the old module path on purpose: importing a submodule binds its name on the
@@ -36,6 +37,7 @@ __all__ = [
     "configure",
     "get_request_id",
     "health_app",
+    "measured",
     "metrics_app",
     "observe",
     "scrub_event",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness import http_scope, run
+from harness import http_scope, raw_app, run
+from perf_otel_metrics import meter_provider
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -85,3 +86,40 @@ def bench_labels_call_each_time(benchmark: Any) -> None:
         histogram.labels(*LABELS).observe(0.012)
 
     benchmark(observe)
+
+
+# --- through the OpenTelemetry meter (perf_otel_metrics.py interleaves these rows) --------
+
+METER = "metrics: one raw request, OpenTelemetry meter vs Prometheus vs otel-asgi's metrics"
+RAW_SCOPE = http_scope("/users/42")
+
+
+@pytest.mark.benchmark(group=METER)
+def bench_meter_bare_app(benchmark: Any) -> None:
+    run(benchmark, raw_app, RAW_SCOPE)
+
+
+@pytest.mark.benchmark(group=METER)
+def bench_meter_asgi_observe_prometheus(benchmark: Any) -> None:
+    app = MetricsMiddleware(raw_app, backend="prometheus", registry=CollectorRegistry())
+    run(benchmark, app, RAW_SCOPE)
+
+
+@pytest.mark.benchmark(group=METER)
+def bench_meter_asgi_observe_otel(benchmark: Any) -> None:
+    app = MetricsMiddleware(raw_app, backend="otel", meter_provider=meter_provider())
+    run(benchmark, app, RAW_SCOPE)
+
+
+@pytest.mark.benchmark(group=METER)
+@pytest.mark.parametrize("meter", ["sdk", "noop"])
+def bench_meter_opentelemetry_asgi(benchmark: Any, meter: str) -> None:
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    provider = meter_provider() if meter == "sdk" else NoOpMeterProvider()
+    app = OpenTelemetryMiddleware(
+        raw_app, tracer_provider=NoOpTracerProvider(), meter_provider=provider
+    )
+    run(benchmark, app, RAW_SCOPE)

@@ -5,7 +5,8 @@ Run: `.venv/bin/python -m pytest benchmarks/bench_sentry.py --benchmark-enable`
 
 A real sentry-sdk client is active (a DSN, a transport that drops envelopes, no
 integrations that would patch the apps), so each row pays what a deployment pays per
-request that does not fail: for us the isolation-scope fork and one event processor;
+request that does not fail: for us the forks of the current and isolation scopes (as
+sentry-sdk's own integrations make them) and one event processor;
 nothing is built for the event until an exception is captured.
 """
 

@@ -165,7 +165,7 @@ def table(result: dict[str, Any]) -> str:
         f"| {holds_mark(unsampled['holds'])} |",
         "",
         "The parts of an unsampled request are the calls any stack with these features makes "
-        "(unsampled span, traceparent, histogram, id, Sentry isolation).",
+        "(unsampled span, traceparent, histogram, id, Sentry scope forks).",
     ]
     return "\n".join(lines)
 

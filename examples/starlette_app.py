@@ -26,14 +26,16 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Mount, Route
 
 import asgi_observe
-from asgi_observe.logging import JsonFormatter
+from asgi_observe.logs import JsonFormatter
 
 DOWNSTREAM_URL = os.environ.get("DOWNSTREAM_URL", "http://127.0.0.1:8001/")
 
 # One JSON object per log line; asgi_observe adds request_id, trace_id and span_id.
 _handler = logging.StreamHandler()
 _handler.setFormatter(JsonFormatter())
-logging.basicConfig(level=logging.INFO, handlers=[_handler])
+# force=True: a server may have configured the root logger before importing the app
+# (daphne does), and the JSON handler must still be the one that writes.
+logging.basicConfig(level=logging.INFO, handlers=[_handler], force=True)
 
 # Tracer provider, OTLP exporter and W3C propagators from the OTEL_* variables.
 asgi_observe.configure(service_name=os.environ.get("OTEL_SERVICE_NAME", "starlette-example"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import propagate, trace
+from opentelemetry._logs import _internal as logs_internal
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.util._once import Once
 
@@ -27,6 +28,14 @@ def _reset() -> None:
     trace._TRACER_PROVIDER = None
     metrics_internal._METER_PROVIDER_SET_ONCE = Once()
     metrics_internal._METER_PROVIDER = None
+    logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_internal._LOGGER_PROVIDER = None
+
+
+def _detach_log_export() -> None:
+    from asgi_observe.setup.logs_export import uninstall_log_export
+
+    uninstall_log_export()
 
 
 @contextmanager
@@ -37,13 +46,21 @@ def fresh_globals() -> Iterator[None]:
         trace._TRACER_PROVIDER,
         metrics_internal._METER_PROVIDER_SET_ONCE,
         metrics_internal._METER_PROVIDER,
+        logs_internal._LOGGER_PROVIDER_SET_ONCE,
+        logs_internal._LOGGER_PROVIDER,
         propagate.get_global_textmap(),
     )
     _reset()
     try:
         yield
     finally:
-        for provider in (trace._TRACER_PROVIDER, metrics_internal._METER_PROVIDER):
+        _detach_log_export()
+        providers = (
+            trace._TRACER_PROVIDER,
+            metrics_internal._METER_PROVIDER,
+            logs_internal._LOGGER_PROVIDER,
+        )
+        for provider in providers:
             shutdown = getattr(provider, "shutdown", None)
             if shutdown is not None and provider not in saved:
                 shutdown()
@@ -52,6 +69,8 @@ def fresh_globals() -> Iterator[None]:
             trace._TRACER_PROVIDER,
             metrics_internal._METER_PROVIDER_SET_ONCE,
             metrics_internal._METER_PROVIDER,
+            logs_internal._LOGGER_PROVIDER_SET_ONCE,
+            logs_internal._LOGGER_PROVIDER,
             textmap,
         ) = saved
         propagate.set_global_textmap(textmap)

@@ -13,6 +13,8 @@ PAGES = {
     "docs/frameworks/litestar.md": "examples/litestar_app.py",
     "docs/frameworks/quart.md": "examples/quart_app.py",
     "docs/frameworks/raw-asgi.md": "examples/raw_asgi_app.py",
+    "docs/frameworks/mcp.md": "examples/mcp_server.py",
+    "docs/frameworks/django.md": "examples/django_app.py",
 }
 SNIPPET = re.compile(r"<!-- example: (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.DOTALL)
 

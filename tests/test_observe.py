@@ -156,15 +156,33 @@ async def test_metrics_path_is_served_in_band_and_not_observed(span_capture: Any
     assert 'http_route="/users/{user_id}"' in response.text
     assert "/metrics" not in response.text
     assert ["GET /users/{user_id}"] == [span.name for span in span_capture.spans]
-    assert "x-request-id" not in response.headers
+    # Not observed, but answered with an id like every response.
+    assert 32 == len(response.headers["x-request-id"])
 
 
 async def test_health_probes_are_mounted_and_not_observed(span_capture: Any) -> None:
     app = stack(starlette_app(), span_capture, CollectorRegistry(), health_path="/health")
-    response = await get(app, "/health/live")
+    response = await get(app, "/health/live", {"x-request-id": "probe-7"})
+    ready = await get(app, "/health/ready")
 
-    assert 200 == response.status_code
+    assert (200, "probe-7") == (response.status_code, response.headers["x-request-id"])
+    assert 32 == len(ready.headers["x-request-id"])
     assert () == tuple(span_capture.spans)
+
+
+async def test_the_request_id_header_name_applies_to_the_endpoints(span_capture: Any) -> None:
+    app = stack(
+        starlette_app(),
+        span_capture,
+        CollectorRegistry(),
+        metrics_path="/metrics",
+        request_id_header="X-Correlation-ID",
+    )
+    response = await get(app, "/metrics", {"x-correlation-id": "scrape-1"})
+    assert ("scrape-1", None) == (
+        response.headers.get("x-correlation-id"),
+        response.headers.get("x-request-id"),
+    )
 
 
 async def test_excluded_paths_bypass_every_layer(span_capture: Any) -> None:
@@ -180,6 +198,8 @@ async def test_excluded_paths_bypass_every_layer(span_capture: Any) -> None:
         await get(app, path)
 
     assert ["/users/3"] == [span.attributes["url.path"] for span in span_capture.spans]
+    # Excluded paths are served without any observability, request ids included.
+    assert "x-request-id" not in (await get(app, "/users/1")).headers
     count = registry.get_sample_value(
         "http_server_request_duration_seconds_count",
         {
@@ -205,7 +225,7 @@ async def test_quart_app_gets_its_route_hook(span_capture: Any) -> None:
 
     assert 200 == response.status_code
     (span,) = span_capture.spans
-    assert "GET /orders/<int:order_id>" == span.name
+    assert "GET /orders/{order_id}" == span.name
 
 
 async def test_lifespan_reaches_the_app(span_capture: Any) -> None:

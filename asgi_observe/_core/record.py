@@ -17,6 +17,8 @@ from asgi_observe._core.types import Message, Scope
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from asgi_observe._core.mcp_facts import McpFacts
+
 RECORD_KEY = "asgi_observe.record"
 
 RouteResolver = Callable[[Scope], "str | None"]
@@ -33,11 +35,13 @@ class RequestRecord:
         "client_disconnected",
         "end_ns",
         "exception",
+        "mcp",
         "request_id",
         "response_started",
         "route",
         "route_resolved",
         "span",
+        "span_parent_hook",
         "start_ns",
         "status",
         "trailers_expected",
@@ -58,6 +62,11 @@ class RequestRecord:
         self.trailers_expected: bool = False
         self.response_started: bool = False
         self.client_disconnected: bool = False
+        # Filled by asgi_observe.mcp on MCP endpoints; every pillar reads it from here.
+        self.mcp: McpFacts | None = None
+        # Set by tracing while a span waits for a parent from the body (MCP params._meta):
+        # called once with {"traceparent": ..., "tracestate": ...} or None.
+        self.span_parent_hook: Callable[[dict[str, str] | None], object] | None = None
 
     def stamp_end(self) -> int:
         """Stamp the end of the request once; later calls return the same reading."""

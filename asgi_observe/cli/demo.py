@@ -1,8 +1,10 @@
 """The demo app `asgi-observe demo` serves: raw ASGI, so it needs nothing but a server.
 
-Routes with parameters, an error, a streaming response and log lines, and the route
-template published in the scope (`routes.ROUTE_KEY`) the way any raw ASGI app can, so
-spans and metrics are labelled ``/items/{item_id}`` rather than ``/items/42``.
+Routes with parameters, an error, a slow request with child spans, a streaming response
+and log lines, and the route template published in the scope (`routes.ROUTE_KEY`) the way
+any raw ASGI app can, so spans and metrics are labelled ``/items/{item_id}`` rather than
+``/items/42``. `warm_up` sends the demo a few requests of each kind, so the viewer has
+something to show at first look.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from asgi_observe._core.types import Receive, Scope, Send
 from asgi_observe.frameworks.routes import ROUTE_KEY
 from asgi_observe.tracing.spans import traced
 
-__all__ = ["app"]
+__all__ = ["WARM_UP_PATHS", "app", "warm_up"]
+
+# A normal request, a slow one with child spans, a 404 and an error.
+WARM_UP_PATHS = ("/", "/slow", "/no-such-page", "/error")
 
 _logger = logging.getLogger("asgi_observe.demo")
 Handler = Callable[[Scope, Receive, Send, dict[str, str]], Awaitable[None]]
@@ -94,6 +99,27 @@ async def error(scope: Scope, receive: Receive, send: Send, params: dict[str, st
     raise RuntimeError("the demo's error route failed on purpose")
 
 
+@_route("GET", "/slow")
+async def slow(scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
+    profile = await _fetch_profile("42")
+    with traced("demo.render", {"demo.template": "profile.html"}):
+        await asyncio.sleep(0.02)
+    _logger.info("rendered a slow page", extra={"user_id": profile["user_id"]})
+    await _json(send, 200, profile)
+
+
+@traced("demo.fetch_profile")
+async def _fetch_profile(user_id: str) -> dict[str, str]:
+    await _query("SELECT name FROM users WHERE id = ?")
+    await _query("SELECT * FROM orders WHERE user_id = ?")
+    return {"user_id": user_id, "name": "Ada"}
+
+
+async def _query(statement: str) -> None:
+    with traced("demo.db_query", {"db.query.text": statement}):
+        await asyncio.sleep(0.04)  # stands in for a slow database
+
+
 @_route("GET", "/stream")
 async def stream(scope: Scope, receive: Receive, send: Send, params: dict[str, str]) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -121,3 +147,25 @@ async def _json(send: Send, status: int, payload: Any) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def warm_up(host: str, port: int, paths: tuple[str, ...] = WARM_UP_PATHS) -> list[int]:
+    """GET each path from the demo server at (`host`, `port`); return the statuses.
+
+    A minimal HTTP/1.1 client, so the demo needs nothing but uvicorn. Since 0.2.0.
+    """
+    statuses = []
+    for path in paths:
+        reader, writer = await asyncio.open_connection(host, port)
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            request = f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+            writer.write(request.encode("latin-1"))
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+            parts = status_line.split()
+            statuses.append(int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0)
+            await asyncio.wait_for(reader.read(), timeout=10)
+        finally:
+            writer.close()
+    return statuses

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import copy
 import logging
 import os
 import shutil
@@ -11,7 +13,14 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from asgi_observe import __version__
 from asgi_observe._core.types import ASGIApp
+from asgi_observe.cli.target import (
+    TargetError,
+    check_target,
+    default_service_name,
+    service_name_source,
+)
 
 __all__ = ["app_factory", "main"]
 
@@ -23,8 +32,11 @@ METRICS_PATH_VAR = "ASGI_OBSERVE_METRICS_PATH"
 HEALTH_PATH_VAR = "ASGI_OBSERVE_HEALTH_PATH"
 ACCESS_LOG_VAR = "ASGI_OBSERVE_ACCESS_LOG"
 JSON_LOGS_VAR = "ASGI_OBSERVE_JSON_LOGS"
+VIEWER_PATH_VAR = "ASGI_OBSERVE_VIEWER_PATH"
+DEFAULT_VIEWER_PATH = "/_observe"
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
 _FACTORY = "asgi_observe.cli:app_factory"
+_MAX_PORT = 65535
 
 
 def app_factory() -> ASGIApp:
@@ -46,6 +58,7 @@ def app_factory() -> ASGIApp:
         metrics_path=os.environ.get(METRICS_PATH_VAR) or None,
         health_path=os.environ.get(HEALTH_PATH_VAR) or None,
         access_log=os.environ.get(ACCESS_LOG_VAR) == "1",
+        viewer_path=os.environ.get(VIEWER_PATH_VAR) or None,
     )
 
 
@@ -57,9 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.target!r}: expected MODULE:APP, e.g. myproject.main:app")
     if args.command == "run" and args.workers < 1:
         parser.error("--workers must be at least 1")
-    for path in (args.metrics_path, args.health_path):
+    if not 0 <= args.port <= _MAX_PORT:
+        parser.error(f"--port must be between 0 and {_MAX_PORT}, not {args.port}")
+    for path in (args.metrics_path, args.health_path, args.viewer):
         if path and not path.startswith("/"):
             parser.error(f"{path!r}: paths must start with '/'")
+    if args.command == "run" and args.viewer and args.workers > 1:
+        # Each worker keeps its own viewer data: one page would show a random worker's.
+        parser.error("--viewer needs --workers 1")
     if args.command == "demo":
         _demo_environment()
     from asgi_observe.setup.config import validate_environment
@@ -71,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install 'asgi-observe[cli]'\n")
+        parser.exit(2, "asgi-observe: error: uvicorn is needed: pip install uvicorn\n")
     if args.command == "demo":
         return _demo(args, uvicorn)
     return _run(args, uvicorn)
@@ -80,6 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, uvicorn: Any) -> int:
     if args.app_dir not in sys.path:
         sys.path.insert(0, args.app_dir)  # as uvicorn's --app-dir; spawned workers inherit it
+    if service_name_source(os.environ) is None:
+        # Rather than the SDK's unknown_service:python3; the workers inherit it, and an
+        # app that calls configure() when imported (just below) sees it too.
+        os.environ["OTEL_SERVICE_NAME"] = default_service_name(args.target)
+        args.service_source = "from MODULE:APP; set OTEL_SERVICE_NAME to choose"
+    if args.json_logs:
+        _json_logging()  # before the app is imported: its import-time lines are JSON too
+    try:
+        # Before the banner and before any worker starts: a wrong MODULE:APP is one line
+        # (docs/cli.md, "Exit status"); with one worker this import is the one served.
+        check_target(args.target, factory=args.factory)
+    except TargetError as exc:
+        print(f"asgi-observe: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_status
     os.environ.update(
         {
             TARGET_VAR: args.target,
@@ -88,6 +120,7 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
             HEALTH_PATH_VAR: args.health_path or "",
             ACCESS_LOG_VAR: "1" if args.access_log else "0",
             JSON_LOGS_VAR: "1" if args.json_logs else "0",
+            VIEWER_PATH_VAR: args.viewer or "",
         }
     )
     multiproc_dir = None
@@ -95,8 +128,6 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         # Workers write their samples here and any of them aggregates on a scrape.
         multiproc_dir = tempfile.mkdtemp(prefix="asgi-observe-metrics-")
         os.environ[MULTIPROC_VAR] = multiproc_dir
-    if args.json_logs:
-        _json_logging()
     _announce(args)
     try:
         uvicorn.run(
@@ -107,7 +138,7 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
             workers=args.workers,
             lifespan="on",  # LifespanMiddleware answers it even for apps that do not
             log_level=args.log_level,
-            log_config=None if args.json_logs else uvicorn.config.LOGGING_CONFIG,
+            log_config=_log_config(args, uvicorn),
             access_log=not args.access_log,
             root_path=args.root_path,
         )
@@ -115,6 +146,29 @@ def _run(args: argparse.Namespace, uvicorn: Any) -> int:
         if multiproc_dir is not None:
             shutil.rmtree(multiproc_dir, ignore_errors=True)
     return 0
+
+
+def _log_config(args: argparse.Namespace, uvicorn: Any) -> dict[str, Any] | None:
+    if args.json_logs:
+        return None  # _json_logging() set up the root logger, in every worker too
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    if args.access_log:
+        from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME
+
+        # uvicorn's configuration has no handler or level for our access logger: without
+        # these, `--access-log` alone wrote nothing (issue 13). Its own access formatter
+        # expects its own record arguments; the default one prints our message.
+        config["handlers"]["asgi_observe.access"] = {
+            "formatter": "default",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+        }
+        config["loggers"][ACCESS_LOGGER_NAME] = {
+            "handlers": ["asgi_observe.access"],
+            "level": "INFO",
+            "propagate": False,
+        }
+    return config
 
 
 def _demo_environment() -> None:
@@ -130,9 +184,34 @@ def _demo(args: argparse.Namespace, uvicorn: Any) -> int:
     _json_logging()
     args.metrics_path, args.health_path = "/metrics", "/health"
     _announce(args, demo=True)
-    app = observe(demo_app, metrics_path="/metrics", health_path="/health", access_log=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    app = observe(
+        demo_app,
+        metrics_path="/metrics",
+        health_path="/health",
+        access_log=True,
+        viewer_path=args.viewer,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    asyncio.run(_serve_demo(uvicorn.Server(config), args))
     return 0
+
+
+async def _serve_demo(server: Any, args: argparse.Namespace) -> None:
+    from asgi_observe.cli.demo import WARM_UP_PATHS, warm_up
+
+    serving = asyncio.create_task(server.serve())
+    # uvicorn's Server says it is listening only through this flag.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if server.started and args.viewer:
+        # So that the viewer's first look is not empty.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(args.host, args.host)
+        try:
+            await warm_up(host, args.port)
+            print(f"asgi-observe: sent the demo {' '.join(WARM_UP_PATHS)}", flush=True)
+        except OSError as exc:
+            print(f"asgi-observe: could not send the demo its first requests: {exc}", flush=True)
+    await serving
 
 
 def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
@@ -142,14 +221,31 @@ def _announce(args: argparse.Namespace, *, demo: bool = False) -> None:
         lines.append(f"  metrics: {base}{args.metrics_path}")
     if args.health_path:
         lines.append(f"  health:  {base}{args.health_path}/live|ready|startup")
+    if args.viewer:
+        lines.append(f"  viewer:  {base}{args.viewer}/  (traces, RED, errors, logs)")
     if demo:
-        lines.append(f"  try:     {base}/items/42  {base}/stream  {base}/error")
+        lines.append(f"  try:     {base}/items/42  {base}/slow  {base}/stream  {base}/error")
         lines.append("  logs:    one JSON line per request on stderr, with request_id and trace_id")
+    lines.append(f"  service: {_service_line(args)}")
+    if getattr(args, "workers", 1) > 1 and args.metrics_path:
+        lines.append(
+            f"  workers: {args.workers}, metrics summed across them; process_* per worker"
+            " (pid label), no python_gc_*"
+        )
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none")
     where = f"OTLP to {endpoint}" if endpoint and "otlp" in exporter else exporter
     lines.append(f"  spans:   {where}" + ("" if endpoint else " (set OTEL_EXPORTER_OTLP_ENDPOINT)"))
     print("\n".join(lines), flush=True)
+
+
+def _service_line(args: argparse.Namespace) -> str:
+    derived = getattr(args, "service_source", None)
+    named = service_name_source(os.environ)
+    if named is None:
+        return "unknown_service (set OTEL_SERVICE_NAME)"
+    name, variable = named
+    return f"{name} ({derived or variable})"
 
 
 def _json_logging() -> None:
@@ -169,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="asgi-observe",
         description="Serve an ASGI app with traces, request ids, metrics and error capture.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="serve MODULE:APP under uvicorn, wrapped by observe()")
     run.add_argument("target", metavar="MODULE:APP", help="the ASGI app, e.g. myproject.main:app")
@@ -190,5 +287,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--access-log", action="store_true", help="asgi_observe's access log")
     run.add_argument("--json-logs", action="store_true", help="log JSON lines with ids")
     run.add_argument("--log-level", default="info", help="uvicorn's log level (info)")
+    run.add_argument(
+        "--viewer", nargs="?", const=DEFAULT_VIEWER_PATH, default=None, metavar="PATH",
+        help=f"serve the local viewer at PATH ({DEFAULT_VIEWER_PATH}), loopback clients only",
+    )  # fmt: skip
+    viewer = demo.add_mutually_exclusive_group()
+    viewer.add_argument(
+        "--viewer", nargs="?", const=DEFAULT_VIEWER_PATH, default=DEFAULT_VIEWER_PATH,
+        metavar="PATH", help=f"serve the local viewer at PATH (on, at {DEFAULT_VIEWER_PATH})",
+    )  # fmt: skip
+    viewer.add_argument(
+        "--no-viewer", dest="viewer", action="store_const", const=None, help="no viewer"
+    )
     demo.set_defaults(metrics_path="/metrics", health_path="/health")
     return parser

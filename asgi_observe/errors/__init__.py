@@ -2,3 +2,9 @@
 
 sentry-sdk is an optional extra: nothing here imports it until `errors.sentry` is used.
 """
+
+from __future__ import annotations
+
+from asgi_observe.errors.hooks import register_error_hooks
+
+__all__ = ["register_error_hooks"]

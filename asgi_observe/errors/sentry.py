@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -16,7 +20,12 @@ from asgi_observe._core.record import (
 )
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.errors.sentry_event import RequestEvents
-from asgi_observe.errors.sentry_policy import ErrorPolicy, already_reported
+from asgi_observe.errors.sentry_policy import (
+    ErrorPolicy,
+    already_reported,
+    current_request,
+    scrub_last,
+)
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER, Scrubber
 
 __all__ = ["MECHANISM", "SentryMiddleware", "sentry_active"]
@@ -48,12 +57,14 @@ class SentryMiddleware:
     """Report each unhandled exception to Sentry once, then re-raise it unchanged.
 
     Works with the client set up by ``sentry_sdk.init`` (requests pass straight through
-    while none is active). Each HTTP request and websocket runs in its own fork of
-    Sentry's isolation scope, so breadcrumbs and scope data never mix between concurrent
-    requests. Events captured while the request runs (ours, and those of sentry-sdk's
-    Starlette, Litestar or Quart integrations) get the request, the route template, the
-    request id tag and the OpenTelemetry trace context, and are scrubbed last, after any
-    ``before_send`` of the user. Lifespan and other scope types pass straight through.
+    while none is active). Each HTTP request and websocket runs in its own forks of
+    Sentry's current and isolation scopes, so breadcrumbs and scope data never mix
+    between requests, one after another or concurrent. Events captured while the
+    request runs (ours, and those of sentry-sdk's Starlette, Litestar or Quart
+    integrations) get the request, the route template, the request id tag and the
+    OpenTelemetry trace context, and are scrubbed last, after any ``before_send`` of the
+    user; the capture runs in a worker thread, off the event loop. Lifespan and other
+    scope types pass straight through.
 
     Args:
         app: the ASGI application to wrap.
@@ -96,9 +107,11 @@ class SentryMiddleware:
             await self.app(scope, receive, send)
             return
         sdk = self._sdk
-        if not sdk.get_client().is_active():
+        client = sdk.get_client()
+        if not client.is_active():
             await self.app(scope, receive, send)
             return
+        scrub_last(client)  # once per client: logs need it before any event is sent
         __traceback_hide__ = True  # sentry-sdk leaves this frame out of events
         record = record_of(scope)
         # The status decides whether a framework-handled exception is reported. An outer
@@ -121,20 +134,22 @@ class SentryMiddleware:
                 events.keep_body(message.get("body"))
             return message
 
-        token = sdk.enter(isolation)
+        tokens = sdk.enter(isolation)
+        request_token = current_request.set(events)
         try:
             await self.app(scope, receive_wrapper, app_send)
             status = record.status
             if status is not None and status >= 500 and not events.reported:
-                if isinstance(record.exception, Exception):  # handed over by error_hooks.py
-                    self._report(events, record.exception)
+                if isinstance(record.exception, Exception):  # handed over by errors/hooks.py
+                    await _off_loop(self._report, events, record.exception)
                 elif self._capture_5xx:
-                    self._report_status(events, status)
+                    await _off_loop(self._report_status, events, status)
         except Exception as exc:
-            self._report(events, exc)
+            await _off_loop(self._report, events, exc)
             raise
         finally:
-            sdk.leave(token)
+            current_request.reset(request_token)
+            sdk.leave(tokens)
 
     def _report(self, events: RequestEvents, exc: Exception) -> None:
         try:
@@ -166,6 +181,43 @@ class SentryMiddleware:
             pass
 
 
+_MAX_CAPTURE_THREADS = 2
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+async def _off_loop(report: Callable[[RequestEvents, Any], None], *args: Any) -> None:
+    """Run a capture (event processors, sentry-sdk's serializer, our scrubber) in a
+    worker thread, in this request's context, so a heavy event never stalls the event
+    loop (issue 13). Without an asyncio loop (trio) it runs here; the scrubber's time
+    budget bounds it."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        report(*args)
+        return
+    context = contextvars.copy_context()
+    try:
+        future = loop.run_in_executor(_capture_executor(), context.run, report, *args)
+    except RuntimeError:  # the executor is shut down (interpreter exit): report here
+        report(*args)
+        return
+    await future
+
+
+def _capture_executor() -> ThreadPoolExecutor:
+    # Our own few threads: a flood of heavy events queues here, never in the loop's
+    # default executor that the app's own blocking calls use.
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(
+                    _MAX_CAPTURE_THREADS, thread_name_prefix="asgi_observe-sentry"
+                )
+    return _executor
+
+
 def _observing_send(record: RequestRecord, send: Send) -> Send:
     async def send_wrapper(message: Message) -> None:
         observe_message(record, message)
@@ -185,22 +237,25 @@ class _Sdk:
             import sentry_sdk.scope
             from sentry_sdk.utils import event_from_exception
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise RuntimeError(
-                "SentryMiddleware needs sentry-sdk: pip install 'asgi-observe[sentry]'"
-            ) from exc
+            raise RuntimeError("SentryMiddleware needs sentry-sdk: pip install sentry-sdk") from exc
         # Typed loosely on purpose: sentry-sdk's TypedDicts change between versions.
         self.get_client: Any = sentry_sdk.get_client
         self.get_isolation_scope: Any = sentry_sdk.get_isolation_scope
+        self.get_current_scope: Any = sentry_sdk.get_current_scope
         self.capture_event: Any = sentry_sdk.capture_event
         self.event_from_exception: Any = event_from_exception
         self._set_isolation_scope: Any = sentry_sdk.scope.Scope.set_isolation_scope
-        # sentry_sdk.isolation_scope() also forks the current scope and runs as a generator
-        # context manager (~5 us a request); setting the forked isolation scope on its
-        # ContextVar, with a token, is all isolation needs (~2 us). Without that variable
-        # (a future sentry-sdk), the public setter.
-        variable = getattr(sentry_sdk.scope, "_isolation_scope", None)
-        self._variable: ContextVar[Any] | None = (
-            variable if isinstance(variable, ContextVar) else None
+        self._set_current_scope: Any = sentry_sdk.scope.Scope.set_current_scope
+        # What sentry_sdk.isolation_scope() does, as its own ASGI integration uses it: fork
+        # both the current and the isolation scope, so `get_current_scope().set_user()` in
+        # one request never reaches another's events (issue 13). Without its generator
+        # context manager: the forks are set on the two ContextVars, with tokens. Without
+        # those variables (a future sentry-sdk), the public setters.
+        isolation = getattr(sentry_sdk.scope, "_isolation_scope", None)
+        current = getattr(sentry_sdk.scope, "_current_scope", None)
+        both = isinstance(isolation, ContextVar) and isinstance(current, ContextVar)
+        self._variables: tuple[ContextVar[Any], ContextVar[Any]] | None = (
+            (current, isolation) if both else None  # type: ignore[assignment]
         )
 
     @classmethod
@@ -210,14 +265,20 @@ class _Sdk:
         return cls._loaded
 
     def enter(self, isolation: Any) -> Any:
-        if self._variable is not None:
-            return self._variable.set(isolation)
-        previous = self.get_isolation_scope()
+        current = self.get_current_scope().fork()
+        if self._variables is not None:
+            current_var, isolation_var = self._variables
+            return current_var.set(current), isolation_var.set(isolation)
+        previous = self.get_current_scope(), self.get_isolation_scope()
+        self._set_current_scope(current)
         self._set_isolation_scope(isolation)
         return previous
 
-    def leave(self, token: Any) -> None:
-        if self._variable is not None:
-            self._variable.reset(token)
+    def leave(self, tokens: Any) -> None:
+        if self._variables is not None:
+            current_var, isolation_var = self._variables
+            isolation_var.reset(tokens[1])
+            current_var.reset(tokens[0])
         else:
-            self._set_isolation_scope(token)
+            self._set_isolation_scope(tokens[1])
+            self._set_current_scope(tokens[0])

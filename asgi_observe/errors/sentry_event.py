@@ -22,7 +22,29 @@ from asgi_observe.errors.sentry_policy import (
     scrub_last,
 )
 from asgi_observe.scrub.scrubber import SECRETS_HINT_KEY, Scrubber
+from asgi_observe.scrub.secrets import SecretSet
+from asgi_observe.scrub.urls import redact_userinfo
 from asgi_observe.scrub.values import MAX_BODY_BYTES
+
+# The session digest is tagged `mcp.sid`: the default scrubber filters every key naming a
+# "session" (and that value wherever else it appears), and this value is a digest, not
+# the credential (docs/frameworks/mcp.md).
+_MCP_TAGS = {
+    "mcp.method.name": "mcp.method.name",
+    "gen_ai.tool.name": "gen_ai.tool.name",
+    "gen_ai.prompt.name": "gen_ai.prompt.name",
+    "mcp.session.id": "mcp.sid",
+}
+
+
+def _is_sdk_tool_log(event: Any) -> bool:
+    # fastmcp logs a tool's isError answer at ERROR, without a traceback, and sentry-sdk's
+    # logging integration makes that an event: isError answers are not events by default
+    # (issue 15; McpMiddleware's sentry_tool_errors sends one event of ours instead).
+    if not isinstance(event, dict) or event.get("exception"):
+        return False
+    logger = event.get("logger")
+    return isinstance(logger, str) and logger.startswith(("fastmcp.", "mcp."))
 
 
 class RequestEvents:
@@ -38,11 +60,11 @@ class RequestEvents:
         "_get_client",
         "_policy",
         "_resolve_route",
-        "_scrubber",
         "_secrets",
         "record",
         "reported",
         "scope",
+        "scrubber",
     )
 
     def __init__(
@@ -57,13 +79,13 @@ class RequestEvents:
         self.scope = scope
         self.record = record
         self.reported = False  # an exception event went out for this request
-        self._scrubber = scrubber
+        self.scrubber = scrubber
         self._policy = policy
         self._resolve_route = resolve_route
         self._get_client = get_client
         self._body: list[bytes] | None = None
         self._body_size = 0
-        self._secrets: frozenset[str] | None = None
+        self._secrets: SecretSet | None = None
 
     def keep_body(self, chunk: Any) -> None:
         if chunk and self._body_size < MAX_BODY_BYTES:
@@ -72,12 +94,13 @@ class RequestEvents:
             self._body.append(chunk)
             self._body_size += len(chunk)
 
-    def secrets(self) -> frozenset[str]:
-        """The secret values of this request's headers, cookies, query and body."""
+    def secrets(self) -> SecretSet:
+        """The secret values of this request's headers, cookies, query and body, and
+        those learned from its events (`sentry_policy.learn`)."""
         if self._secrets is None:
             scope = self.scope
             body = b"".join(self._body)[:MAX_BODY_BYTES] if self._body else b""
-            self._secrets = self._scrubber.request_secrets(
+            self._secrets = self.scrubber.request_secret_set(
                 scope.get("headers") or (), scope.get("query_string") or b"", body
             )
         return self._secrets
@@ -87,11 +110,13 @@ class RequestEvents:
         if not isinstance(hint, dict):
             return event
         # Scrubbing is arranged first: whatever fails below, the event leaves scrubbed.
-        hint[SCRUBBER_HINT_KEY] = self._scrubber
+        hint[SCRUBBER_HINT_KEY] = self.scrubber
         scrub_last(self._get_client())
         hint[SECRETS_HINT_KEY] = self.secrets()
         exc_info = hint.get("exc_info")
         exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+        if exc is None and self.record.mcp is not None and _is_sdk_tool_log(event):
+            return None
         if isinstance(exc, BaseException):
             if is_automatic(event) and self._policy.is_expected(exc):
                 return None
@@ -112,6 +137,13 @@ class RequestEvents:
             tags = event["tags"] = {}
         if record.request_id is not None:
             tags["request_id"] = record.request_id
+        if record.mcp is not None:  # an MCP endpoint (issue 15): the tool and the session
+            for key, value in record.mcp.span_attributes().items():
+                if key in _MCP_TAGS:
+                    tags.setdefault(_MCP_TAGS[key], value)
+            extra = event.get("extra")
+            if isinstance(extra, dict):  # a log record's copy, tagged above as mcp.sid
+                extra.pop("mcp_session_id", None)
         if route:
             tags["http.route"] = route
             if not event.get("transaction"):
@@ -120,7 +152,7 @@ class RequestEvents:
         request = event.get("request")
         if not isinstance(request, dict):
             request = event["request"] = {}
-        for key, value in request_data(scope, self._scrubber).items():
+        for key, value in request_data(scope, self.scrubber).items():
             request.setdefault(key, value)
         set_trace_context(event, record.span)
 
@@ -140,7 +172,9 @@ def request_data(scope: Scope, scrubber: Scrubber) -> dict[str, Any]:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server and server[1] else server[0] if server else ""
     scheme = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
-    data: dict[str, Any] = {"url": f"{scheme}://{host}{scope.get('path', '')}", "headers": headers}
+    # An absolute-form request target puts a whole URL, userinfo too, in the path.
+    path = redact_userinfo(scope.get("path", ""), scrubber.replacement)
+    data: dict[str, Any] = {"url": f"{scheme}://{host}{path}", "headers": headers}
     method = scope.get("method")
     if method:
         data["method"] = method

@@ -8,6 +8,7 @@ from typing import Any
 
 from asgi_observe._core.record import record_of
 from asgi_observe.frameworks.routes import ROUTE_KEY
+from asgi_observe.frameworks.templates import brace_template
 
 _MARKER = "_asgi_observe_route_hook"
 _ERROR_MARKER = "_asgi_observe_error_hooks"
@@ -40,7 +41,8 @@ def register_quart_route_hook(quart_app: Any) -> None:
         rule = connection.url_rule
         if rule is not None:
             # request.scope is the dict the server (and our middlewares) passed in.
-            connection.scope[ROUTE_KEY] = rule.rule
+            # `<int:item_id>` is published as `{item_id}`, as every framework's (templates.py).
+            connection.scope[ROUTE_KEY] = brace_template(rule.rule)
 
     quart_app.url_value_preprocessor(publish_route)
     setattr(quart_app, _MARKER, True)

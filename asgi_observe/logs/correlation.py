@@ -11,8 +11,12 @@ from typing import Any
 
 from opentelemetry.trace import get_current_span
 
+from asgi_observe._core.logsafe import printable
+from asgi_observe._core.mcp_facts import current_mcp
 from asgi_observe._core.record import RequestRecord
 from asgi_observe._core.span_ids import span_ids
+from asgi_observe.logs.current import current_span
+from asgi_observe.logs.exception_ids import exception_ids
 
 __all__ = [
     "ACCESS_LOGGER_NAME",
@@ -26,15 +30,36 @@ __all__ = [
 ACCESS_LOGGER_NAME = "asgi_observe.access"
 
 # Set by RequestIdMiddleware for the duration of a request; it lives here so that this
-# module needs nothing from the middleware (request_id.py imports logging.py, not back).
+# module needs nothing from the middleware (request_id.py imports correlation.py, not back).
 request_id_var: ContextVar[str | None] = ContextVar("asgi_observe.request_id", default=None)
 
 _Ids = tuple[str | None, str | None, str | None]
 _NO_IDS: _Ids = (None, None, None)
 # uvicorn adds `color_message` (the message with ANSI colours) to its records: not an extra.
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))).union(
-    ("message", "asctime", "taskName", "request_id", "trace_id", "span_id", "color_message")
+_STANDARD_ATTRIBUTES = (
+    frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+    .union(("message", "asctime", "taskName", "request_id", "trace_id", "span_id", "color_message"))
+    .union(("mcp_method_name", "mcp_tool_name", "jsonrpc_request_id", "mcp_session_id"))
 )
+
+# On MCP endpoints (issue 15): the JSON-RPC method, the tool (or prompt) name, the
+# JSON-RPC id and the session digest; None elsewhere.
+MCP_FIELDS = ("mcp_method_name", "mcp_tool_name", "jsonrpc_request_id", "mcp_session_id")
+_NO_MCP = (None, None, None, None)
+
+
+def _mcp_fields() -> tuple[str | None, str | None, str | None, str | None]:
+    facts = current_mcp.get()
+    return _NO_MCP if facts is None else facts.log_fields()
+
+
+def _set_mcp_fields(record: logging.LogRecord) -> None:
+    (
+        record.mcp_method_name,
+        record.mcp_tool_name,
+        record.jsonrpc_request_id,
+        record.mcp_session_id,
+    ) = _mcp_fields()
 
 
 def _current_ids() -> _Ids:
@@ -43,9 +68,20 @@ def _current_ids() -> _Ids:
         return _NO_IDS
     try:
         trace_id, span_id = span_ids(get_current_span())
+        if trace_id is None:  # logged by a layer outside the tracing layer
+            trace_id, span_id = span_ids(current_span())
     except Exception:  # a broken tracing setup must not break logging
         return request_id, None, None
     return request_id, trace_id, span_id
+
+
+def _escaped_ids(record: logging.LogRecord) -> _Ids:
+    # Outside a request, a record about an exception that escaped one (the server's
+    # "Exception in ASGI application") carries that request's ids.
+    if not record.exc_info:
+        return _NO_IDS
+    ids = exception_ids(record.exc_info)
+    return _NO_IDS if ids is None else (ids.request_id, ids.trace_id, ids.span_id)
 
 
 def _record_ids(record: logging.LogRecord) -> _Ids:
@@ -54,7 +90,8 @@ def _record_ids(record: logging.LogRecord) -> _Ids:
     attributes = record.__dict__
     if "request_id" in attributes:
         return attributes["request_id"], attributes.get("trace_id"), attributes.get("span_id")
-    return _current_ids()
+    ids = _current_ids()
+    return _escaped_ids(record) if ids[0] is None else ids
 
 
 _installed: Callable[..., logging.LogRecord] | None = None
@@ -80,9 +117,10 @@ def install_log_record_factory() -> None:
         try:
             request_id = request_id_var.get()
             if request_id is None:
-                record.request_id = record.trace_id = record.span_id = None
+                record.request_id, record.trace_id, record.span_id = _escaped_ids(record)
             else:
                 record.request_id, record.trace_id, record.span_id = _current_ids()
+            _set_mcp_fields(record)
         except Exception:  # e.g. a record type that refuses new attributes
             pass
         return record
@@ -112,7 +150,12 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in record.__dict__:
-            record.request_id, record.trace_id, record.span_id = _current_ids()
+            ids = _current_ids()
+            record.request_id, record.trace_id, record.span_id = (
+                _escaped_ids(record) if ids[0] is None else ids
+            )
+        if "mcp_method_name" not in record.__dict__:
+            _set_mcp_fields(record)
         return True
 
 
@@ -127,6 +170,11 @@ def add_request_context(
     event_dict.setdefault("request_id", request_id)
     event_dict.setdefault("trace_id", trace_id)
     event_dict.setdefault("span_id", span_id)
+    facts = current_mcp.get()
+    if facts is not None:
+        for key, value in zip(MCP_FIELDS, facts.log_fields(), strict=True):
+            if value is not None:
+                event_dict.setdefault(key, value)
     return event_dict
 
 
@@ -165,6 +213,15 @@ class JsonFormatter(logging.Formatter):
             "trace_id": trace_id,
             "span_id": span_id,
         }
+        attributes = record.__dict__
+        mcp_fields = (
+            [attributes.get(key) for key in MCP_FIELDS]
+            if "mcp_method_name" in attributes
+            else _mcp_fields()
+        )
+        entry.update(
+            (key, value) for key, value in zip(MCP_FIELDS, mcp_fields, strict=True) if value
+        )
         try:
             if record.exc_info:
                 entry["exception"] = self.formatException(record.exc_info)
@@ -191,10 +248,16 @@ def log_access(
     path: str,
     status: int | None,
 ) -> None:
-    """Write the access log line of one finished request (called by RequestIdMiddleware)."""
+    """Write the access log line of one finished request (called by RequestIdMiddleware).
+
+    The method, route and path come from the client: control characters in them are
+    escaped, so ``%0d%0a`` or ``%1b`` in a URL cannot forge a line or a terminal escape.
+    """
     try:
         if not logger.isEnabledFor(logging.INFO):
             return
+        method, path = printable(method), printable(path)
+        route = None if route is None else printable(route)
         duration_ms = round(record.duration_s * 1000.0, 3)
         fields = {"method": method, "route": route, "status": status, "duration_ms": duration_ms}
         log_record = logger.makeRecord(

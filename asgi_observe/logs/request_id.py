@@ -8,10 +8,14 @@ import os
 import re
 from collections.abc import Callable
 
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
+from asgi_observe._core.span_ids import span_ids
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
 from asgi_observe.logs.correlation import ACCESS_LOGGER_NAME, log_access, request_id_var
+from asgi_observe.logs.current import current_request
+from asgi_observe.logs.exception_ids import RequestIds, tag_exception
 
 __all__ = [
     "MAX_REQUEST_ID_LENGTH",
@@ -30,9 +34,13 @@ _HEADER_MESSAGES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 )
 _ERROR_BODY = b"Internal Server Error"
+# `connection: close`, as uvicorn's and hypercorn's own 500s say: the app's exception is
+# re-raised after this response, and the server then closes the connection, so a
+# keep-alive client must not send its next request on it (issue 13).
 _ERROR_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", str(len(_ERROR_BODY)).encode("ascii")),
+    (b"connection", b"close"),
 ]
 
 _logger = logging.getLogger("asgi_observe.request_id")
@@ -139,38 +147,63 @@ class RequestIdMiddleware:
         header, id_bytes = self._header, request_id.encode("latin-1")
         access_logger = self._access_logger
         logged = False
+        completed = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal logged
+            nonlocal logged, completed
             if message["type"] in _HEADER_MESSAGES:
                 message = _with_header(message, header, id_bytes)
             final = observe_message(record, message)
             await send(message)
-            if final and access_logger is not None and not logged:
-                logged = True
-                self._log_access(access_logger, scope, record)
+            if final:
+                completed = True
+                if access_logger is not None and not logged:
+                    logged = True
+                    self._log_access(access_logger, scope, record)
 
         token = request_id_var.set(request_id)
+        request_token = current_request.set((scope, self._resolve_route))
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
-            if self._error_response and scope_type == "http" and not record.response_started:
-                # Like Starlette's ServerErrorMiddleware: answer, then let the server see it.
-                with contextlib.suppress(Exception):
-                    await send_wrapper(
-                        {"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS}
-                    )
-                    await send_wrapper({"type": "http.response.body", "body": _ERROR_BODY})
+        except Exception as exc:
+            # The server logs it once our context is gone: the ids travel on it.
+            self._tag(exc, scope, record)
+            if self._error_response and scope_type == "http":
+                if not record.response_started:
+                    # Like Starlette's ServerErrorMiddleware: answer, then let the server
+                    # see it (and close the connection, as this 500 announces).
+                    with contextlib.suppress(Exception):
+                        await send_wrapper(
+                            {
+                                "type": "http.response.start",
+                                "status": 500,
+                                "headers": _ERROR_HEADERS,
+                            }
+                        )
+                        await send_wrapper({"type": "http.response.body", "body": _ERROR_BODY})
+                elif completed:
+                    # The app (Starlette's ServerErrorMiddleware, say) answered in full, then
+                    # raised. Re-raised, the server would close a connection whose client
+                    # may already be sending its next request on it (issue 13): log it as
+                    # the server would, and keep the connection.
+                    log_safely(
+                        _logger, logging.ERROR,
+                        "Exception in ASGI application after its response was complete",
+                        exc_info=True,
+                    )  # fmt: skip
+                    return
             raise
         finally:
             if access_logger is not None and not logged:
                 self._log_access(access_logger, scope, record)
+            current_request.reset(request_token)
             request_id_var.reset(token)
 
     def _choose_id(self, scope: Scope) -> str:
         name = self._header
         for key, value in scope.get("headers", ()):
-            if key == name:
+            # Servers lower-case header names, but the ASGI spec does not require it.
+            if key == name or (not key.islower() and key.lower() == name):
                 candidate: str = value.decode("latin-1")
                 if self._accepts(candidate):
                     return candidate
@@ -190,10 +223,26 @@ class RequestIdMiddleware:
             request_id = self._generator()
             if _header_safe(request_id):
                 return request_id
-            _logger.warning("request id generator returned an unusable id; using a random one")
+            log_safely(
+                _logger, logging.WARNING,
+                "request id generator returned an unusable id; using a random one",
+            )  # fmt: skip
         except Exception:
-            _logger.warning("request id generator failed; using a random id", exc_info=True)
+            log_safely(
+                _logger, logging.WARNING, "request id generator failed; using a random id",
+                exc_info=True,
+            )  # fmt: skip
         return generate_request_id()
+
+    def _tag(self, exc: Exception, scope: Scope, record: RequestRecord) -> None:
+        try:
+            span = record.span
+            trace_id, span_id = span_ids(span)
+            sampled = span is not None and span.get_span_context().trace_flags.sampled
+            route = record.resolve_route(scope, self._resolve_route)
+            tag_exception(exc, RequestIds(record.request_id, trace_id, span_id, sampled, route))
+        except Exception:  # the app's exception is what propagates, never one of ours
+            pass
 
     def _log_access(self, logger: logging.Logger, scope: Scope, record: RequestRecord) -> None:
         status = record.status
@@ -201,4 +250,13 @@ class RequestIdMiddleware:
             status = 500  # the app raised or returned without a response: servers send 500
         route = record.resolve_route(scope, self._resolve_route)
         method = scope.get("method", "WEBSOCKET")
-        log_access(logger, record, method, route, scope.get("path", ""), status)
+        log_access(logger, record, method, route, _target(scope), status)
+
+
+def _target(scope: Scope) -> str:
+    # The path as the client sent it (percent-encoded, as uvicorn logs it), not the
+    # decoded `path`, where %0d%0a has become a line break.
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw.decode("latin-1")
+    return str(scope.get("path", ""))

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["metrics_app", "serve_metrics_at"]
@@ -28,7 +29,8 @@ def metrics_app(registry: Any = None) -> ASGIApp:
     the output. Other methods get 405 with an Allow header; a failing collector gets a
     500 with a short message; lifespan events are answered. With no `registry` and
     ``PROMETHEUS_MULTIPROC_DIR`` set, every scrape aggregates all worker processes
-    through a fresh ``MultiProcessCollector``. It ignores the path: use it as a
+    through a fresh ``MultiProcessCollector``, plus each live worker's process_* series
+    (labelled ``pid``) and ``python_info``. It ignores the path: use it as a
     Starlette ``Route`` endpoint or ``Mount``, a Litestar ``asgi`` handler, or behind
     `serve_metrics_at`.
 
@@ -101,10 +103,19 @@ async def _serve(registry: Any, scope: Scope, send: Send) -> None:
     try:
         # Blocking but short (milliseconds for thousands of series); a thread would
         # tie the app to asyncio. See docs/metrics.md for very large registries.
-        encoder, content_type = choose_encoder(accept.decode("latin-1"))
-        output = encoder(_restricted(_registry(registry), scope.get("query_string", b"")))
+        target = _restricted(_registry(registry), scope.get("query_string", b""))
+        encoder, content_type = _encoder(accept)
+        try:
+            output = encoder(target)
+        except Exception:
+            if not accept:
+                raise
+            # The format the client asked for failed: the default decides whether it
+            # was the client's Accept (served in the default format) or a collector.
+            encoder, content_type = choose_encoder("")
+            output = encoder(target)
     except Exception as exc:  # a collector fault is the scrape's 500, not a crash
-        _log.exception("asgi_observe could not collect the metrics")
+        log_safely(_log, logging.ERROR, "asgi_observe could not collect the metrics", exc_info=True)
         body = f"Error collecting metrics: {type(exc).__name__}\n".encode()
         await _respond(send, 500, [_TEXT], body)
         return
@@ -116,14 +127,30 @@ async def _serve(registry: Any, scope: Scope, send: Send) -> None:
     await _respond(send, 200, headers, b"" if method == b"HEAD" else output, len(output))
 
 
+def _encoder(accept: bytes) -> tuple[Any, str]:
+    # prometheus-client raises on a malformed version (`version=abc`): that is bad client
+    # input, answered in the default format, never a collector fault with an ERROR log
+    # and a Sentry event per request (issue 13).
+    try:
+        return choose_encoder(accept.decode("latin-1"))
+    except Exception:
+        return choose_encoder("")
+
+
 def _registry(registry: Any) -> Any:
     if registry is not None:
         return registry
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(
+        "prometheus_multiproc_dir"  # noqa: SIM112  (the old spelling prometheus-client reads)
+    )
+    if directory:
         from prometheus_client import multiprocess
+
+        from asgi_observe.metrics.process import add_worker_collectors
 
         fresh = CollectorRegistry()
         multiprocess.MultiProcessCollector(fresh)  # type: ignore[no-untyped-call]
+        add_worker_collectors(fresh, directory)  # process_* per worker, python_info
         return fresh
     return REGISTRY
 

@@ -185,3 +185,14 @@ def families_for(
                 "other buckets, body sizes or max_label_sets; use another namespace or registry"
             )
     return families
+
+
+def existing_families(registry: Any, namespace: str) -> Families | None:
+    """The families of (registry, namespace) if a MetricsMiddleware created them, else None.
+
+    For readers of the same series (the local viewer); never creates anything.
+    """
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        by_namespace = _families.get(registry)
+        return None if by_namespace is None else by_namespace.get(namespace)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from asgi_observe._core.logsafe import log_safely
+
 logger = logging.getLogger("asgi_observe.propagation")
 
 # Attacker-controlled headers must not be able to flood the logs: at most one
@@ -22,4 +24,8 @@ def log_invalid(what: str, raw: bytes) -> None:
     if now < _next_allowed[0]:
         return
     _next_allowed[0] = now + _INTERVAL_S
-    logger.debug("ignored invalid %s header (%d bytes): %r", what, len(raw), raw[:_REPR_LIMIT])
+    # %r escapes control bytes; log_safely keeps a faulty filter from failing the request.
+    log_safely(
+        logger, logging.DEBUG, "ignored invalid %s header (%d bytes): %r", what, len(raw),
+        raw[:_REPR_LIMIT],
+    )  # fmt: skip

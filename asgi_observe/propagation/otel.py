@@ -15,6 +15,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import propagation as otel_trace_propagation
 from opentelemetry.trace.span import TraceState
 
+from asgi_observe._core.mcp_facts import current_mcp
 from asgi_observe.propagation.baggage import BaggageMember, format_baggage, parse_baggage
 from asgi_observe.propagation.traceparent import (
     KNOWN_FLAGS_MASK,
@@ -212,6 +213,28 @@ def context_from_w3c(
     return _with(context, span, _baggage_of(members, context) if members else None)
 
 
+def _mcp_server_span(
+    traceparents: Sequence[bytes], remote: trace.NonRecordingSpan
+) -> trace.Span | None:
+    """Our HTTP server span, when an MCP SDK extracts the request's own ``params._meta``.
+
+    The SDKs parent their MCP span on the ``_meta`` traceparent; when our HTTP span
+    already continues that trace (the client sent the context in the HTTP headers too),
+    the MCP span becomes the child of our span instead of its sibling: one tree, each
+    hop once. Any other carrier, or a ``_meta`` of another trace, extracts as usual.
+    """
+    facts = current_mcp.get()
+    if facts is None or facts.server_span is None or facts.meta_traceparent is None:
+        return None
+    sent = facts.meta_traceparent.encode("utf-8", "surrogatepass")
+    if len(traceparents) != 1 or traceparents[0] != sent:
+        return None
+    server_span: trace.Span = facts.server_span
+    if server_span.get_span_context().trace_id != remote.get_span_context().trace_id:
+        return None
+    return server_span
+
+
 class W3CTraceContextPropagator(textmap.TextMapPropagator):
     """W3C Trace Context (Level 2) ``traceparent`` / ``tracestate`` propagator.
 
@@ -233,7 +256,10 @@ class W3CTraceContextPropagator(textmap.TextMapPropagator):
         if not traceparents:
             return context
         span = _remote_span(traceparents, _as_bytes(getter.get(carrier, _TRACESTATE)))
-        return context if span is None else _with(context, span, None)
+        if span is None:
+            return context
+        server_span = _mcp_server_span(traceparents, span)
+        return _with(context, span if server_span is None else server_span, None)
 
     def inject(
         self,

@@ -11,10 +11,12 @@ from asgi_observe.scrub.scrubber import (
     SENSITIVE_EXACT_NAMES,
     SENSITIVE_NAME_PARTS,
     Scrubber,
+    SecretSet,
     is_sensitive_name,
     redact_query_string,
     scrub_event,
 )
+from asgi_observe.scrub.urls import redact_userinfo
 
 __all__ = [
     "FILTERED",
@@ -22,7 +24,9 @@ __all__ = [
     "SENSITIVE_EXACT_NAMES",
     "SENSITIVE_NAME_PARTS",
     "Scrubber",
+    "SecretSet",
     "is_sensitive_name",
     "redact_query_string",
+    "redact_userinfo",
     "scrub_event",
 ]

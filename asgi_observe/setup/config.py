@@ -17,12 +17,16 @@ from asgi_observe.setup.exporters import (
     install_tracer_provider,
 )
 from asgi_observe.setup.flush import flush_telemetry
+from asgi_observe.setup.instance import with_instance_id
 from asgi_observe.setup.sentry_init import check_sentry, init_sentry
 from asgi_observe.setup.settings import Settings, read_settings
+from asgi_observe.setup.signals import SignalSettings, read_signal_settings, signals_with_arguments
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.sampling import Sampler
+
+    from asgi_observe.setup.logs_export import LogExport
 
 __all__ = ["TelemetryHandle", "configure", "is_configured", "validate_environment"]
 
@@ -36,16 +40,26 @@ class TelemetryHandle:
         excluded_paths / excluded_prefixes: paths from ``OTEL_PYTHON_EXCLUDED_URLS``.
         known_methods: methods from ``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`` (None:
             the default set).
-        traces_exporters / metrics_exporters: the exporters in use (empty: none).
+        traces_exporters / metrics_exporters / logs_exporters: the exporters in use
+            (empty: none).
         sentry_enabled: whether a Sentry client is active.
-        owns_tracer_provider / owns_meter_provider: whether configure() installed them
-            (a provider the application set is flushed but never shut down).
+        owns_tracer_provider / owns_meter_provider / owns_logger_provider: whether
+            configure() installed them (a provider the application set is flushed but
+            never shut down).
+        log_export: the log pipeline (its ``dropped`` count), or None.
 
-    Since 0.1.0.
+    Since 0.1.0; the logs attributes since 0.2.0.
     """
 
     def __init__(
-        self, settings: Settings, *, owns_tracer: bool, owns_meter: bool, sentry: bool
+        self,
+        settings: Settings,
+        *,
+        owns_tracer: bool,
+        owns_meter: bool,
+        sentry: bool,
+        signals: SignalSettings | None = None,
+        log_export: LogExport | None = None,
     ) -> None:
         self.excluded_paths = settings.excluded_paths
         self.excluded_prefixes = settings.excluded_prefixes
@@ -55,17 +69,24 @@ class TelemetryHandle:
         self.sentry_enabled = sentry
         self.owns_tracer_provider = owns_tracer
         self.owns_meter_provider = owns_meter
+        self.logs_exporters = () if signals is None else signals.logs_exporters
+        self.log_export = log_export
+        self.owns_logger_provider = log_export is not None and log_export.owns_provider
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        """Export buffered spans, metrics and Sentry events; wait at most `timeout` s."""
+        """Export buffered spans, metrics, log records and Sentry events, within `timeout` s."""
         return flush_telemetry(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush, then shut down the providers configure() installed."""
+        """Flush, take the log handler off its loggers, shut down what configure() installed."""
         self.force_flush(timeout)
+        logger_provider = None if self.log_export is None else self.log_export.provider
+        if self.log_export is not None:
+            self.log_export.detach()
         for owned, provider in (
             (self.owns_tracer_provider, trace.get_tracer_provider()),
             (self.owns_meter_provider, metrics.get_meter_provider()),
+            (self.owns_logger_provider, logger_provider),
         ):
             shutdown = getattr(provider, "shutdown", None)
             if owned and shutdown is not None:
@@ -85,9 +106,13 @@ def validate_environment(environ: Mapping[str, str] | None = None) -> None:
 
     Since 0.1.0.
     """
-    settings = read_settings(os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    settings = read_settings(env)
     check_sentry(settings.sentry_dsn)
     check_exporter_packages(settings)
+    from asgi_observe.setup.logs_export import check_log_exporter_package
+
+    check_log_exporter_package(read_signal_settings(env))
 
 
 def configure(
@@ -96,6 +121,7 @@ def configure(
     resource_attributes: Mapping[str, str | bool | int | float] | None = None,
     traces_exporter: str | Sequence[str] | None = None,
     metrics_exporter: str | Sequence[str] | None = None,
+    logs_exporter: str | Sequence[str] | None = None,
     endpoint: str | None = None,
     protocol: str | None = None,
     headers: Mapping[str, str] | None = None,
@@ -112,9 +138,11 @@ def configure(
     Arguments win over variables. Providers, propagators or a Sentry client the
     application already set are kept, so calling this again is harmless. Everything
     is validated before anything is installed: a malformed variable raises ValueError
-    naming it. See docs/configuration.md for every option and variable.
+    naming it. Each process gets its own ``service.instance.id`` unless one was given,
+    so workers pushing metrics never merge. See docs/configuration.md for every option
+    and variable.
 
-    Since 0.1.0.
+    Since 0.1.0; `logs_exporter` since 0.2.0.
     """
     settings = _with_arguments(
         read_settings(os.environ),
@@ -127,9 +155,14 @@ def configure(
         sentry_release=sentry_release,
         sentry_traces_sample_rate=sentry_traces_sample_rate,
     )
+    signals = signals_with_arguments(read_signal_settings(os.environ), logs_exporter, protocol)
     check_sentry(settings.sentry_dsn)
     check_exporter_packages(settings)
+    from asgi_observe.setup.logs_export import check_log_exporter_package
+
+    check_log_exporter_package(signals)
     owns_tracer = owns_meter = False
+    log_export = None
     with _lock:
         if install_propagator:
             from asgi_observe.propagation import install_global_propagator
@@ -141,7 +174,7 @@ def configure(
                 attributes["service.name"] = service_name
             from opentelemetry.sdk.resources import Resource
 
-            resource = Resource.create(attributes)
+            resource = with_instance_id(Resource.create(attributes))
             if not is_configured():
                 install_tracer_provider(
                     settings, resource, sampler, endpoint, headers, span_exporter
@@ -150,8 +183,19 @@ def configure(
             if settings.metrics_exporters and not _meter_provider_set():
                 install_meter_provider(settings, resource, endpoint, headers)
                 owns_meter = True
+            if signals.logs_exporters:
+                from asgi_observe.setup.logs_export import install_log_export_once
+
+                log_export = install_log_export_once(signals, resource, endpoint, headers)
     sentry = init_sentry(settings)
-    return TelemetryHandle(settings, owns_tracer=owns_tracer, owns_meter=owns_meter, sentry=sentry)
+    return TelemetryHandle(
+        settings,
+        owns_tracer=owns_tracer,
+        owns_meter=owns_meter,
+        sentry=sentry,
+        signals=signals,
+        log_export=log_export,
+    )
 
 
 def _with_arguments(
@@ -168,7 +212,8 @@ def _with_arguments(
 ) -> Settings:
     changes: dict[str, object] = {}
     if endpoint is not None:
-        _settings.check_endpoint("endpoint", endpoint)
+        chosen = (protocol or settings.traces_protocol).strip().lower()
+        _settings.check_endpoint("endpoint", endpoint, grpc=chosen == "grpc")
         changes["traces_exporters"] = changes["metrics_exporters"] = ("otlp",)
     for name, value in (("traces", traces_exporter), ("metrics", metrics_exporter)):
         if value is not None:

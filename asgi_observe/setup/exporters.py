@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.sampling import Sampler
 
-_SIGNAL_PATHS = {"traces": "v1/traces", "metrics": "v1/metrics"}
+_SIGNAL_PATHS = {"traces": "v1/traces", "metrics": "v1/metrics", "logs": "v1/logs"}
 
 
 def install_tracer_provider(
@@ -121,7 +121,9 @@ def _signal_url(endpoint: str | None, signal: str) -> str | None:
     return f"{endpoint.rstrip('/')}/{_SIGNAL_PATHS[signal]}"
 
 
-_MISSING_OTLP = "OTLP export needs opentelemetry-exporter-otlp: pip install 'asgi-observe[otlp]'"
+_MISSING_OTLP = (
+    "OTLP export needs opentelemetry-exporter-otlp: pip install opentelemetry-exporter-otlp"
+)
 
 
 def _dict(headers: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -138,7 +140,7 @@ def check_exporter_packages(settings: Settings) -> None:
         if "otlp" in exporters and not _importable(f"opentelemetry.exporter.otlp.proto.{package}"):
             raise ValueError(
                 f"OTLP export over {protocol} needs opentelemetry-exporter-otlp: "
-                "pip install 'asgi-observe[otlp]'"
+                "pip install opentelemetry-exporter-otlp"
             )
 
 

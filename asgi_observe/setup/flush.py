@@ -1,4 +1,4 @@
-"""Flush spans, metrics and Sentry events, bounded in time."""
+"""Flush spans, metrics, log records and Sentry events, bounded in time."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _logger = logging.getLogger("asgi_observe.export")
 
 
 def flush_telemetry(timeout: float = 5.0, extra_providers: Sequence[Any] = ()) -> bool:
-    """Flush the global tracer and meter providers and Sentry; False if `timeout` ran out.
+    """Flush the global tracer, meter and logger providers and Sentry; False on timeout.
 
     `extra_providers` are flushed too: a tracer provider given to observe() rather than
     set globally.
@@ -42,7 +42,9 @@ def flush_telemetry(timeout: float = 5.0, extra_providers: Sequence[Any] = ()) -
 
 def _flush(deadline: float, extra_providers: Sequence[Any]) -> bool:
     ok = True
-    providers = [trace.get_tracer_provider(), metrics.get_meter_provider()]
+    from opentelemetry._logs import get_logger_provider
+
+    providers = [trace.get_tracer_provider(), metrics.get_meter_provider(), get_logger_provider()]
     providers += [extra for extra in extra_providers if all(extra is not p for p in providers)]
     for provider in providers:
         force_flush = getattr(provider, "force_flush", None)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from asgi_observe._core.types import Receive, Scope, Send
+from asgi_observe.scrub.urls import redact_userinfo
 
 __all__ = ["Check", "HealthApp", "health_app"]
 
 CheckFunction = Callable[[], Awaitable[object]]
 
 _MAX_MESSAGE = 200
-_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")  # user:password@ in a URL
 _JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 # Checks abandoned after their timeout: kept referenced until they end, so the loop
 # does not destroy a task that ignores cancellation while it is still pending.
@@ -172,7 +171,7 @@ async def _call(func: CheckFunction) -> object:
 
 
 def _describe(error: BaseException) -> str:
-    text = _CREDENTIALS.sub(r"\1***@", f"{type(error).__name__}: {error}")
+    text = redact_userinfo(f"{type(error).__name__}: {error}", "***")  # user:password@
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 

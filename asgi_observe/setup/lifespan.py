@@ -33,7 +33,8 @@ class LifespanMiddleware:
     Apps that do not speak lifespan (they raise on the scope, or return without
     answering) still work: the middleware answers startup and shutdown itself, as a
     server in "lifespan auto" mode would expect. HTTP and websocket scopes pass
-    straight through.
+    straight through; under a server that sends no lifespan at all (daphne), the first
+    of them tells `health` that startup is done.
 
     Args:
         app: the ASGI application to wrap (observe() puts this layer outermost).
@@ -69,11 +70,18 @@ class LifespanMiddleware:
             self._flush_function = flush_telemetry
         self._health = health
         self._flush_timeout = flush_timeout
+        # A server that never sends lifespan (daphne, `uvicorn --lifespan off`) serves
+        # requests only once it is up: the first one marks startup done for /startup.
+        self._lifespan_pending = health is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
+            if self._lifespan_pending:
+                self._lifespan_pending = False
+                self._started()
             await self.app(scope, receive, send)
             return
+        self._lifespan_pending = False
         seen: set[str] = set()  # lifespan message types received and sent so far
 
         async def receive_wrapper() -> Message:

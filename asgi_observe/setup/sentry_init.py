@@ -14,7 +14,7 @@ def check_sentry(dsn: str | None) -> None:
         from sentry_sdk.utils import BadDsn, Dsn
     except ImportError:
         raise ValueError(
-            "SENTRY_DSN is set but sentry-sdk is not installed: pip install 'asgi-observe[sentry]'"
+            "SENTRY_DSN is set but sentry-sdk is not installed: pip install sentry-sdk"
         ) from None
     try:
         Dsn(dsn)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from asgi_observe.setup.sdk_numbers import check_sdk_numbers
+
 EXPORTERS = ("otlp", "console", "none")
 PROTOCOLS = ("grpc", "http/protobuf")
 # opentelemetry.sdk.trace.sampling._KNOWN_SAMPLERS
@@ -55,9 +57,13 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     _check_resource_attributes(env)
     _check_sampler(env)
     _check_propagators(env)
-    for name in ("", "TRACES_", "METRICS_"):
-        _check_endpoint(env, f"OTEL_EXPORTER_OTLP_{name}ENDPOINT")
+    protocols = {signal: _protocol(env, signal) for signal in ("TRACES", "METRICS", "LOGS")}
+    for name in ("", "TRACES_", "METRICS_", "LOGS_"):
+        # host:port without a scheme is what the gRPC exporters take; HTTP needs a URL.
+        grpc = all(p == "grpc" for s, p in protocols.items() if name in ("", f"{s}_"))
+        _check_endpoint(env, f"OTEL_EXPORTER_OTLP_{name}ENDPOINT", grpc=grpc)
         _check_headers(env, f"OTEL_EXPORTER_OTLP_{name}HEADERS")
+    check_sdk_numbers(env)
     excluded_paths, excluded_prefixes = _excluded(env)
     return Settings(
         sdk_disabled=_boolean(env, "OTEL_SDK_DISABLED"),
@@ -139,19 +145,25 @@ def parse_protocol(name: str, raw: str) -> str:
     return raw.strip().lower()
 
 
-def _check_endpoint(env: Mapping[str, str], name: str) -> None:
+def _check_endpoint(env: Mapping[str, str], name: str, *, grpc: bool) -> None:
     raw = env.get(name, "").strip()
     if raw:
-        check_endpoint(name, raw)
+        check_endpoint(name, raw, grpc=grpc)
 
 
-def check_endpoint(name: str, raw: str) -> None:
-    parts = urlsplit(raw if "://" in raw else f"grpc://{raw}")
+def check_endpoint(name: str, raw: str, *, grpc: bool = False) -> None:
+    """An OTLP endpoint: an http(s) URL with a host; for gRPC also `host:port`."""
+    bare = "://" not in raw
+    if bare and not grpc:
+        raise _fail(name, raw, "expected a URL with its scheme, such as http://collector:4318")
+    parts = urlsplit(f"//{raw}" if bare else raw)
     try:
-        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+        port = parts.port  # raises ValueError on a port that is not a number
     except ValueError:
         raise _fail(name, raw, "the port is not a number between 0 and 65535") from None
-    if parts.scheme not in ("http", "https", "grpc") or not parts.hostname:
+    if bare and (port is None or not parts.hostname or parts.path):
+        raise _fail(name, raw, "expected host:port or a URL such as http://collector:4317")
+    if not bare and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise _fail(name, raw, "expected a URL such as http://collector:4318")
 
 

@@ -12,6 +12,7 @@ from asgi_observe._core.http import OTHER_METHOD
 from asgi_observe._core.types import Scope
 from asgi_observe.propagation import context_from_w3c, w3c_propagator
 from asgi_observe.scrub.scrubber import redact_query_string
+from asgi_observe.scrub.urls import redact_userinfo
 
 __all__ = ["ASGI_GETTER", "server_address", "socket_address", "span_start_facts", "split_host"]
 
@@ -24,6 +25,13 @@ _HEADER_SLOTS = {
     b"host": _HOST,
     b"user-agent": _USER_AGENT,
 }
+
+# Every header name seen -> its slot, or None when unused, so that a name is lower-cased
+# only the first time. Bounded against clients that invent names: past the bound, or for
+# a long name, it is lower-cased on each request.
+_MAX_CACHED_NAMES = 512
+_MAX_CACHED_NAME_LENGTH = 64
+_slots: dict[bytes, int | None] = dict(_HEADER_SLOTS)
 
 _Address = dict[str, Any]
 _NO_ADDRESS: _Address = {}
@@ -47,7 +55,10 @@ def span_start_facts(
     user_agent: bytes | None = None
     for name, value in scope["headers"]:
         # Most request headers are none of these: one dict lookup rejects them.
-        slot = _HEADER_SLOTS.get(name)
+        try:
+            slot = _slots[name]
+        except KeyError:
+            slot = _slot_of(name)
         if slot is None:
             continue
         if slot == _HOST:
@@ -78,7 +89,8 @@ def span_start_facts(
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
-        "url.path": scope["path"],
+        # An absolute-form request target puts a whole URL, userinfo too, in the path.
+        "url.path": redact_userinfo(scope["path"], "REDACTED"),
     }
     if method is OTHER_METHOD:
         attributes["http.request.method_original"] = method_original
@@ -141,6 +153,15 @@ def socket_address(server: Any) -> _Address:
     return {"server.address": server[0], "server.port": server[1]}
 
 
+def _slot_of(name: bytes) -> int | None:
+    # Servers lower-case header names, but the ASGI spec does not require it:
+    # "TraceParent" is a traceparent header.
+    slot = _HEADER_SLOTS.get(name.lower())
+    if len(_slots) < _MAX_CACHED_NAMES and len(name) <= _MAX_CACHED_NAME_LENGTH:
+        _slots[name] = slot
+    return slot
+
+
 def split_host(host: str) -> tuple[str, int | None]:
     host = host.strip()
     if host.startswith("["):  # IPv6 literal: [::1]:8000
@@ -167,7 +188,7 @@ class AsgiHeaderGetter(Getter[Any]):
 
     def get(self, carrier: Any, key: str) -> list[str] | None:
         name = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        values = [value.decode("latin-1") for header, value in carrier if header.lower() == name]
         return values or None
 
     def keys(self, carrier: Any) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
@@ -12,9 +13,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from asgi_observe._core.http import known_methods as _validate_methods
 from asgi_observe._core.http import path_set
+from asgi_observe._core.logsafe import log_safely
 from asgi_observe._core.record import RequestRecord, RouteResolver, ensure_record, observe_message
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
+from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER
 from asgi_observe.tracing.attributes import span_start_facts
 from asgi_observe.tracing.lean_tracer import span_starter
 
@@ -48,6 +51,11 @@ class TracingMiddleware:
         exclude_prefixes: path prefixes that are never traced.
         known_methods: HTTP methods reported as is; others become ``_OTHER``.
         route_resolver: returns the route template from the scope after the app ran.
+        body_parent_paths: paths whose requests may carry their trace parent in the body
+            (MCP's ``params._meta``, issue 15): without a ``traceparent`` header the span
+            starts, backdated to the request's start, once asgi_observe.mcp has read the
+            first message, as a child of its ``_meta`` context, and is not made current
+            (docs/frameworks/mcp.md).
 
     Since 0.1.0.
     """
@@ -62,6 +70,7 @@ class TracingMiddleware:
         exclude_prefixes: Iterable[str] = (),
         known_methods: Iterable[str] | None = None,
         route_resolver: RouteResolver | None = None,
+        body_parent_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         # The SDK's provider gets the lean span (lean_tracer.py); any other, its own tracer.
@@ -77,6 +86,7 @@ class TracingMiddleware:
         self._exclude_prefixes = tuple(sorted(path_set("exclude_prefixes", exclude_prefixes)))
         self._known_methods = _validate_methods(known_methods)
         self._resolve_route = route_resolver or resolve_route
+        self._body_parent_paths = path_set("body_parent_paths", body_parent_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -92,24 +102,65 @@ class TracingMiddleware:
 
         scope, record = ensure_record(scope)
         scope.setdefault(_FASTAPI_TELEMETRY_KEY, None)  # one server span per request
+        propagator = self._propagator or self._global_textmap()
         try:
             parent_context, attributes, method = span_start_facts(
-                scope, scope_type, self._propagator or self._global_textmap(), self._known_methods
+                scope, scope_type, propagator, self._known_methods
             )
-            span = self._tracer.start_span(
-                method,
-                context=parent_context,
-                kind=SpanKind.SERVER,
-                attributes=attributes,
-                start_time=record.start_ns,
+            deferred = (
+                path in self._body_parent_paths
+                and scope_type == "http"
+                and not trace.get_current_span(parent_context).get_span_context().is_valid
             )
+            span: trace.Span | None = None
+            if not deferred:
+                span = self._tracer.start_span(
+                    method,
+                    context=parent_context,
+                    kind=SpanKind.SERVER,
+                    attributes=attributes,
+                    start_time=record.start_ns,
+                )
         except Exception:  # a broken sampler or processor must not fail the request
             _report_fault("start")
             await self.app(scope, receive, send)
             return
-        record.span = span
-        recording = span.is_recording()
-        token = otel_context.attach(trace.set_span_in_context(span, parent_context))
+        token = None
+        recording = False
+        if span is not None:
+            record.span = span
+            recording = span.is_recording()
+            token = otel_context.attach(trace.set_span_in_context(span, parent_context))
+
+        def started(carrier: dict[str, str] | None = None) -> trace.Span:
+            # A deferred span starts here: from the body's trace context when the MCP
+            # layer found one, else at the response or the end, from the headers'.
+            nonlocal span, recording
+            if span is not None:
+                return span
+            record.span_parent_hook = None
+            try:
+                context = parent_context
+                if carrier:
+                    context = propagator.extract(carrier, context=parent_context)
+                span = self._tracer.start_span(
+                    method,
+                    context=context,
+                    kind=SpanKind.SERVER,
+                    attributes=attributes,
+                    start_time=record.start_ns,
+                )
+            except Exception:
+                _report_fault("start")
+                span = trace.INVALID_SPAN
+            record.span = span
+            recording = span.is_recording()
+            if record.mcp is not None:
+                record.mcp.server_span = span
+            return span
+
+        if span is None:
+            record.span_parent_hook = started
         span_open = True
         completed = False
         raised = False
@@ -123,6 +174,7 @@ class TracingMiddleware:
                 _report_fault("end")
 
         def finish_span() -> None:
+            span = started()
             if not recording:  # an unsampled span drops attributes: build none
                 span.end(end_time=record.stamp_end())
                 return
@@ -138,16 +190,24 @@ class TracingMiddleware:
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
             # An exception raised through us failed the response; one a framework
-            # handled itself (see error_hooks.py) matters only when it made a 5xx.
+            # handled itself (see errors/hooks.py) matters only when it made a 5xx.
             if exc is not None and (raised or status is None or status >= 500):
-                _record_exception(span, exc)
+                _record_exception(span, exc, scope)
             elif status is not None and status >= 500:
                 span.set_attribute("error.type", str(status))
                 span.set_status(Status(StatusCode.ERROR))
+            elif record.mcp is not None and record.mcp.error_type:
+                # An MCP tool error or JSON-RPC error hides behind an HTTP 200 (issue 15).
+                span.set_attribute("error.type", record.mcp.error_type)
+                span.set_status(Status(StatusCode.ERROR))
+            if record.mcp is not None:
+                span.set_attributes(record.mcp.span_attributes())
             span.end(end_time=record.stamp_end())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal completed
+            if span is None:
+                started()
             if not observe_message(record, message):
                 await send(message)
                 return
@@ -177,11 +237,12 @@ class TracingMiddleware:
             raise
         else:
             if span_open and not completed and scope_type == "http":
-                _record_incomplete(span, record)
+                _record_incomplete(started(), record)
         finally:
             if span_open:
                 end_span()
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
 
 
 _fault_reported = False
@@ -192,23 +253,47 @@ def _report_fault(when: str) -> None:
     # log one traceback per request.
     global _fault_reported
     if _fault_reported:
-        _logger.debug("asgi_observe could not %s a request span", when, exc_info=True)
+        log_safely(
+            _logger, logging.DEBUG, "asgi_observe could not %s a request span", when, exc_info=True
+        )
         return
     _fault_reported = True
-    _logger.exception(
+    log_safely(
+        _logger,
+        logging.ERROR,
         "asgi_observe could not %s a request span; requests are served untraced "
         "while this lasts (further failures are logged at DEBUG)",
         when,
+        exc_info=True,
     )
 
 
-def _record_exception(span: trace.Span, exc: BaseException) -> None:
+def _record_exception(span: trace.Span, exc: BaseException, scope: Scope) -> None:
     exc_type = type(exc)
     module = exc_type.__module__
     qualname = exc_type.__qualname__
     span.set_attribute("error.type", qualname if module == "builtins" else f"{module}.{qualname}")
-    span.record_exception(exc, escaped=True)
-    span.set_status(Status(StatusCode.ERROR, f"{qualname}: {exc}"[:1024]))
+    # The message and traceback often carry a token or a DSN: scrubbed by value with
+    # the request's header and query secrets, and by shape, as Sentry events are.
+    scrubber = DEFAULT_SCRUBBER
+    secrets = scrubber.request_secret_set(
+        scope.get("headers") or (), scope.get("query_string") or b""
+    )
+    message = scrubber.scrub_text(_message(exc), secrets)
+    stacktrace = scrubber.scrub_text("".join(traceback.format_exception(exc)), secrets)
+    span.record_exception(
+        exc,
+        attributes={"exception.message": message, "exception.stacktrace": stacktrace},
+        escaped=True,
+    )
+    span.set_status(Status(StatusCode.ERROR, f"{qualname}: {message}"[:1024]))
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ raises
+        return f"<unprintable {type(exc).__qualname__}>"
 
 
 def _record_incomplete(span: trace.Span, record: RequestRecord) -> None:

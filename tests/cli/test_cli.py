@@ -149,6 +149,22 @@ def test_json_logs_carry_request_and_trace_ids(tmp_path: Path, app_dir: Path) ->
     assert {trace_id} == {line["trace_id"] for line in lines}
 
 
+def test_access_log_alone_writes_one_line_per_request(tmp_path: Path, app_dir: Path) -> None:
+    """Issue 13: under uvicorn's default logging, --access-log without --json-logs wrote
+    nothing; control characters in the URL are escaped, never written raw."""
+    with serve(tmp_path, app_dir, "--access-log") as server:
+        httpx.get(server.base_url + "/hello", timeout=5)
+        httpx.get(server.base_url + "/x%0d%0aINFO:%20forged%1b[31m", timeout=5)
+        wait_until(lambda: "forged" in server.output(), timeout=10)
+        output = server.output()
+
+    assert "GET /hello 200" in output
+    forged = [line for line in output.splitlines() if "forged" in line]
+    assert 1 == len(forged)
+    assert "\x1b" not in output
+    assert "GET /x%0d%0aINFO:%20forged%1b[31m 404" in forged[0]
+
+
 def _lines_of(server: Process, request_id: str) -> list[dict[str, Any]]:
     return [line for line in server.json_lines() if line.get("request_id") == request_id]
 
@@ -181,6 +197,7 @@ def test_workers_aggregate_metrics_and_clean_up_the_multiprocess_dir(
         server.popen.send_signal(signal.SIGTERM)
         server.popen.wait(timeout=20)
 
+    assert "workers: 2, metrics summed across them; process_* per worker" in server.output()
     assert 2 == len(pids), "both workers answered"
     assert 1 == len(dirs)
     assert db_files, "workers wrote their samples there"
@@ -209,6 +226,14 @@ def test_a_user_multiproc_dir_is_kept(tmp_path: Path, app_dir: Path) -> None:
         ({"OTEL_EXPORTER_OTLP_HEADERS": "nokey"}, (), "OTEL_EXPORTER_OTLP_HEADERS"),
         ({}, ("--workers", "0"), "--workers must be at least 1"),
         ({}, ("--metrics-path", "metrics"), "paths must start with '/'"),
+        ({}, ("--viewer", "_observe"), "paths must start with '/'"),
+        ({}, ("--viewer", "--workers", "2"), "--viewer needs --workers 1"),
+        ({}, ("--port", "99999"), "--port must be between 0 and 65535, not 99999"),
+        ({}, ("--port", "-1"), "--port must be between 0 and 65535, not -1"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}, (), "OTEL_EXPORTER_OTLP_ENDPOINT="),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "not-a-url"}, (), "OTEL_EXPORTER_OTLP_ENDPOINT="),
+        ({"OTEL_BSP_SCHEDULE_DELAY": "soon"}, (), "OTEL_BSP_SCHEDULE_DELAY='soon'"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "0"}, (), "OTEL_METRIC_EXPORT_INTERVAL='0'"),
     ],
 )
 def test_bad_configuration_fails_at_startup_with_a_clear_message(
@@ -233,6 +258,125 @@ def test_target_must_be_module_colon_app() -> None:
     )
 
     assert (2, True) == (result.returncode, "expected MODULE:APP" in result.stderr)
+
+
+WRONG_TARGETS = [
+    # (target, file written in the app dir, exit status, the one error line)
+    ("nosuch:app", None, 2, "cannot import 'nosuch': No module named 'nosuch'"),
+    ("nosuch.sub:app", None, 2, "cannot import 'nosuch.sub': No module named 'nosuch'"),
+    ("sample_app:missing", None, 2, "module 'sample_app' has no attribute 'missing'"),
+    ("sample_app:DURATION", None, 2, "'sample_app:DURATION' is str, not an ASGI app"),
+]
+
+
+@pytest.mark.parametrize(("target", "source", "status", "line"), WRONG_TARGETS)
+def test_a_wrong_app_path_is_one_line_before_any_banner(
+    app_dir: Path, target: str, source: str | None, status: int, line: str
+) -> None:
+    (app_dir / "sample_app.py").write_text(textwrap.dedent(SAMPLE_APP) + 'DURATION = "x"\n')
+    result = subprocess.run(
+        cli("run", target, "--app-dir", str(app_dir), "--port", str(free_port())),
+        env=clean_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+    assert (status, "") == (result.returncode, result.stdout)  # no "serving ..." banner
+    assert [f"asgi-observe: error: {line}"] == result.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("source", "last_frame", "line"),
+    [
+        (
+            'raise RuntimeError("database is down\\nretry later")\n',
+            'raise RuntimeError("database is down',
+            "importing 'broken_app' raised RuntimeError: database is down",
+        ),
+        (
+            "import json\nimport nosuchdependency\n",
+            "import nosuchdependency",
+            "importing 'broken_app' failed: No module named 'nosuchdependency'",
+        ),
+    ],
+    ids=["raises", "imports-a-missing-module"],
+)
+def test_an_error_inside_the_app_module_keeps_its_traceback(
+    app_dir: Path, source: str, last_frame: str, line: str
+) -> None:
+    """The user's own bug: their frames, none of ours or importlib's, then one line."""
+    (app_dir / "broken_app.py").write_text(source)
+    result = subprocess.run(
+        cli("run", "broken_app:app", "--app-dir", str(app_dir), "--port", str(free_port())),
+        env=clean_env(), capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+    lines = result.stderr.splitlines()
+    assert (1, "") == (result.returncode, result.stdout)
+    assert "Traceback (most recent call last):" == lines[0]
+    assert str(app_dir / "broken_app.py") in lines[1]
+    assert last_frame in result.stderr
+    assert f"asgi-observe: error: {line}" == lines[-1]
+    assert not [x for x in lines if "importlib" in x or "asgi_observe" in x or "uvicorn" in x]
+
+
+def test_version() -> None:
+    from asgi_observe import __version__
+
+    result = subprocess.run(cli("--version"), capture_output=True, text=True, timeout=30)
+    assert (0, f"asgi-observe {__version__}") == (result.returncode, result.stdout.strip())
+
+
+def test_the_service_name_defaults_to_the_app_path_and_the_banner_says_so(
+    tmp_path: Path,
+) -> None:
+    from e2e.e2e_harness import OTLPHandler, Recorder, serving
+
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    # An app that configures OpenTelemetry when imported must see the name as well.
+    configured = "import asgi_observe\nasgi_observe.configure()\n" + textwrap.dedent(SAMPLE_APP)
+    (package / "main.py").write_text(configured)
+    port = free_port()
+    recorder = Recorder()
+    with serving(OTLPHandler, recorder) as otlp_url:
+        env = clean_env({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_url, "OTEL_BSP_SCHEDULE_DELAY": "50"})
+        argv = cli("run", "shop.main:app", "--app-dir", str(tmp_path), "--port", str(port))
+        with running(
+            argv,
+            log_path=tmp_path / "server.log",
+            env=env,
+            ready=http_ready("/hello", status=200),
+            base_url=f"http://{LOOPBACK}:{port}",
+        ) as server:
+            spans = recorder.wait_for(lambda span: span.name == "GET")
+            output = server.output()
+    assert {"shop"} == {span.service_name for span in spans}
+    assert "service: shop (from MODULE:APP; set OTEL_SERVICE_NAME to choose)" in output
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("myproject.main:app", "myproject"),
+        ("shop.asgi:application", "shop"),
+        ("main:app", "main"),
+        ("sample_app:app", "sample_app"),
+        ("a.b.server:create", "a.b"),
+        ("examples.django_app:app", "examples.django_app"),
+    ],
+)
+def test_default_service_name(target: str, expected: str) -> None:
+    from asgi_observe.cli.target import default_service_name
+
+    assert expected == default_service_name(target)
+
+
+def test_the_banner_names_a_service_chosen_by_the_environment(
+    tmp_path: Path, app_dir: Path
+) -> None:
+    with serve(tmp_path, app_dir, env={"OTEL_RESOURCE_ATTRIBUTES": "service.name=cart"}) as server:
+        output = server.output()
+    assert "service: cart (OTEL_RESOURCE_ATTRIBUTES)" in output
 
 
 def test_python_dash_m_prints_help() -> None:
@@ -277,6 +421,48 @@ def test_demo_serves_routes_logs_metrics_and_console_spans(tmp_path: Path) -> No
     assert all(len(line["trace_id"]) == 32 for line in logged)
     spans = [json.loads(block) for block in _console_spans(output)]
     assert any(span["name"] == "demo.load_item" for span in spans)
+
+
+def test_demo_starts_with_the_viewer_on_and_not_empty(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with running(
+        cli("demo", "--port", str(port)),
+        log_path=tmp_path / "demo.log",
+        env=clean_env(),
+        ready=lambda process: "sent the demo" in process.output(),
+        base_url=base,
+        cwd=tmp_path,
+    ) as server:
+        traces = httpx.get(base + "/_observe/api/traces", timeout=5).json()["traces"]
+        errors = httpx.get(base + "/_observe/api/errors", timeout=5).json()["groups"]
+        page = httpx.get(base + "/_observe/", timeout=5)
+
+    assert f"viewer:  {base}/_observe/" in server.output()
+    assert {(200, "/"), (200, "/slow"), (404, "/no-such-page"), (500, "/error")} == {
+        (t["status_code"], t["path"]) for t in traces
+    }
+    [slow] = [t for t in traces if t["path"] == "/slow"]
+    assert slow["spans"] >= 4  # the server span and its children
+    assert ["RuntimeError"] == [group["type"] for group in errors]
+    assert 200 == page.status_code
+
+
+def test_demo_without_the_viewer(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with running(
+        cli("demo", "--port", str(port), "--no-viewer"),
+        log_path=tmp_path / "demo.log",
+        env=clean_env(),
+        ready=http_ready("/health/live", status=200),
+        base_url=base,
+        cwd=tmp_path,
+    ) as server:
+        viewer = httpx.get(base + "/_observe/", timeout=5)
+
+    assert 404 == viewer.status_code
+    assert "viewer:" not in server.output()
 
 
 def _console_spans(output: str) -> list[str]:

@@ -204,7 +204,7 @@ def http_ready(path: str, *, status: int | None = None) -> Callable[[Process], b
 
 
 def asgi_server_argv(server: str, target: str, port: int, *, workers: int = 1) -> list[str]:
-    """Command line serving `module:app` with uvicorn or hypercorn on 127.0.0.1:port."""
+    """Command line serving `module:app` with uvicorn, hypercorn, granian or daphne."""
     if server == "uvicorn":
         argv = [
             str(BIN_DIR / "uvicorn"),
@@ -231,6 +231,25 @@ def asgi_server_argv(server: str, target: str, port: int, *, workers: int = 1) -
             "--log-level",
             "WARNING",
         ]
+    if server == "granian":
+        return [
+            str(BIN_DIR / "granian"),
+            "--interface",
+            "asgi",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            target,
+        ]
+    if server == "daphne":
+        if workers > 1:
+            raise ValueError("daphne serves from one process")
+        return [str(BIN_DIR / "daphne"), "-b", LOOPBACK, "-p", str(port), "-v", "0", target]
     raise ValueError(f"unknown server {server!r}")
 
 
@@ -248,6 +267,7 @@ class ExportedSpan:
     status_code: int
     attributes: dict[str, Any]
     events: tuple[str, ...]
+    exception_types: tuple[str, ...] = ()  # exception.type of each exception event
 
 
 def _any_value(value: Any) -> Any:
@@ -283,10 +303,113 @@ def decode_export_request(body: bytes) -> list[ExportedSpan]:
                     status_code=span.status.code,
                     attributes={kv.key: _any_value(kv.value) for kv in span.attributes},
                     events=tuple(event.name for event in span.events),
+                    exception_types=tuple(
+                        str(_any_value(kv.value))
+                        for event in span.events
+                        if event.name == "exception"
+                        for kv in event.attributes
+                        if kv.key == "exception.type"
+                    ),
                 )
                 for span in scope_spans.spans
             )
     return spans
+
+
+@dataclass(frozen=True)
+class ExportedPoint:
+    """One metric data point, flattened with its resource and instrument."""
+
+    service_name: str
+    instance_id: str
+    name: str
+    unit: str
+    temporality: int  # 1 delta, 2 cumulative (AggregationTemporality); 0 for gauges
+    attributes: dict[str, Any]
+    value: float  # a sum's value, or a histogram's count
+    bounds: tuple[float, ...] = ()
+    exemplar_trace_ids: tuple[str, ...] = ()
+
+
+def decode_metrics_request(body: bytes) -> list[ExportedPoint]:
+    """Points of one OTLP ExportMetricsServiceRequest (protobuf)."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    points: list[ExportedPoint] = []
+    for resource_metrics in request.resource_metrics:
+        resource = {kv.key: _any_value(kv.value) for kv in resource_metrics.resource.attributes}
+        service = str(resource.get("service.name", ""))
+        instance = str(resource.get("service.instance.id", ""))
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                data = getattr(metric, kind)
+                temporality = getattr(data, "aggregation_temporality", 0)
+                for point in data.data_points:
+                    attributes = {kv.key: _any_value(kv.value) for kv in point.attributes}
+                    if kind == "histogram":
+                        value = float(point.count)
+                    else:
+                        value = float(point.as_int if point.HasField("as_int") else point.as_double)
+                    points.append(
+                        ExportedPoint(
+                            service_name=service,
+                            instance_id=instance,
+                            name=metric.name,
+                            unit=metric.unit,
+                            temporality=temporality,
+                            attributes=attributes,
+                            value=value,
+                            bounds=tuple(getattr(point, "explicit_bounds", ())),
+                            exemplar_trace_ids=tuple(
+                                e.trace_id.hex() for e in getattr(point, "exemplars", ())
+                            ),
+                        )
+                    )
+    return points
+
+
+@dataclass(frozen=True)
+class ExportedLog:
+    service_name: str
+    body: Any
+    severity_number: int
+    severity_text: str
+    trace_id: str
+    span_id: str
+    flags: int
+    attributes: dict[str, Any]
+
+
+def decode_logs_request(body: bytes) -> list[ExportedLog]:
+    """Log records of one OTLP ExportLogsServiceRequest (protobuf)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    request.ParseFromString(body)
+    logs: list[ExportedLog] = []
+    for resource_logs in request.resource_logs:
+        resource = {kv.key: _any_value(kv.value) for kv in resource_logs.resource.attributes}
+        service = str(resource.get("service.name", ""))
+        for scope_logs in resource_logs.scope_logs:
+            logs.extend(
+                ExportedLog(
+                    service_name=service,
+                    body=_any_value(record.body),
+                    severity_number=record.severity_number,
+                    severity_text=record.severity_text,
+                    trace_id=record.trace_id.hex(),
+                    span_id=record.span_id.hex(),
+                    flags=record.flags,
+                    attributes={kv.key: _any_value(kv.value) for kv in record.attributes},
+                )
+                for record in scope_logs.log_records
+            )
+    return logs
 
 
 @dataclass
@@ -352,17 +475,23 @@ def serving(handler: type[BaseHTTPRequestHandler], recorder: Recorder) -> Iterat
 
 
 class OTLPHandler(_QuietHandler):
+    """Decodes traces, metrics and logs; the recorder holds spans, points and log records."""
+
+    _DECODERS: dict[str, Callable[[bytes], list[Any]]] = {
+        "/v1/traces": decode_export_request,
+        "/v1/metrics": decode_metrics_request,
+        "/v1/logs": decode_logs_request,
+    }
+
     def do_POST(self) -> None:
         body = self._body()
-        if self.path.rstrip("/") != "/v1/traces":
+        decode = self._DECODERS.get(self.path.rstrip("/"))
+        if decode is None:
             self._reply(404, b"", "text/plain")
             return
-        self.server.recorder.add(*decode_export_request(body))  # type: ignore[attr-defined]
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceResponse,
-        )
-
-        self._reply(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+        self.server.recorder.add(*decode(body))  # type: ignore[attr-defined]
+        # Every Export*ServiceResponse is an empty message when all was accepted.
+        self._reply(200, b"", "application/x-protobuf")
 
 
 class EchoHandler(_QuietHandler):

@@ -6,9 +6,11 @@ log lines on the server's stdout/stderr, metrics on its /metrics endpoint.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,27 +41,50 @@ WAIT_S = 15.0
 class Example:
     module: str
     item_route: str  # the template of the route with a path parameter, as the framework writes it
+    page: str  # its docs page, whose "span claims" table this file checks
+    # The app marks /health/startup started in its own lifespan startup, which a server
+    # without lifespan (daphne) never runs: that probe then rightly stays 503.
+    own_startup: bool = False
 
 
 EXAMPLES = {
-    "starlette": Example("examples.starlette_app", "/items/{item_id}"),
-    "litestar": Example("examples.litestar_app", "/items/{item_id}"),
-    "quart": Example("examples.quart_app", "/items/<int:item_id>"),
-    "raw_asgi": Example("examples.raw_asgi_app", "/items/{item_id}"),
+    "starlette": Example(
+        "examples.starlette_app",
+        "/items/{item_id}",
+        "docs/frameworks/starlette.md",
+        own_startup=True,
+    ),
+    "litestar": Example(
+        "examples.litestar_app",
+        "/items/{item_id}",
+        "docs/frameworks/litestar.md",
+        own_startup=True,
+    ),
+    "quart": Example("examples.quart_app", "/items/{item_id}", "docs/frameworks/quart.md"),
+    "raw_asgi": Example("examples.raw_asgi_app", "/items/{item_id}", "docs/frameworks/raw-asgi.md"),
+    "django": Example("examples.django_app", "/items/{item_id}", "docs/frameworks/django.md"),
 }
 SERVED = [
     ("starlette", "uvicorn"),
     ("litestar", "uvicorn"),
     ("quart", "uvicorn"),
     ("raw_asgi", "uvicorn"),
+    ("django", "uvicorn"),
     ("starlette", "hypercorn"),
     ("quart", "hypercorn"),
+    ("starlette", "granian"),
+    ("django", "granian"),
+    ("litestar", "granian"),
+    ("starlette", "daphne"),
+    ("django", "daphne"),
+    ("quart", "daphne"),
 ]
 
 
 @dataclass
 class Served:
     name: str
+    server: str
     example: Example
     process: Process
     service_name: str
@@ -98,7 +123,7 @@ def served(
             limits=httpx.Limits(max_keepalive_connections=0),
         ) as client,
     ):
-        yield Served(f"{name}-{server}", example, process, service_name, client)
+        yield Served(f"{name}-{server}", server, example, process, service_name, client)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -204,10 +229,67 @@ def test_raising_route_answers_500_with_an_error_span(
     span = server_span(otlp_receiver, served, trace_id)
     assert STATUS_CODE_ERROR == span.status_code
     assert "/boom" == span.attributes.get("http.route")
-    # A framework answers the 500 inside the layers; a raw app's exception escapes them
-    # (the 500 is sent on the way out), and the span names the exception instead.
-    status = span.attributes.get("http.response.status_code")
-    assert status == 500 or (status is None and "RuntimeError" == span.attributes["error.type"])
+    assert 500 == span.attributes.get("http.response.status_code")
+    assert "RuntimeError" == span.attributes["error.type"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CLAIMS = re.compile(r"<!-- span claims: (?P<example>\S+) -->\n(?P<table>(?:\|.*\|\n)+)")
+NONE = "—"
+
+
+def documented_span_claims(page: str) -> tuple[str, list[dict[str, str]]]:
+    """(example path, rows) of the page's span-claims table, cells without backquotes."""
+    match = CLAIMS.search((ROOT / page).read_text(encoding="utf-8"))
+    assert match is not None, f"{page} has no span claims table"
+    lines = match["table"].splitlines()
+    header = [cell.strip().strip("`") for cell in lines[0].strip("|").split("|")]
+    rows = [
+        dict(
+            zip(
+                header,
+                (cell.strip().strip("`") for cell in line.strip("|").split("|")),
+                strict=True,
+            )
+        )
+        for line in lines[2:]
+    ]
+    return match["example"], rows
+
+
+def test_the_span_claims_table_is_parsed() -> None:
+    """The parser can fail: every page has the table, with the columns checked below."""
+    for example in EXAMPLES.values():
+        path, rows = documented_span_claims(example.page)
+        assert example.module.replace(".", "/") + ".py" == path
+        assert {"GET /items/42", "GET /boom", "GET /nope"} == {row["request"] for row in rows}
+        assert "RuntimeError" == next(r for r in rows if r["request"] == "GET /boom")["error.type"]
+
+
+def test_documented_span_claims_hold(served: Served, otlp_receiver: Collector) -> None:
+    """What docs/frameworks/<page>.md says each example request's span looks like."""
+    _, rows = documented_span_claims(served.example.page)
+    for row in rows:
+        method, path = row["request"].split(" ", 1)
+        trace_id, _parent_id, traceparent = new_trace()
+        response = served.client.request(method, path, headers={"traceparent": traceparent})
+        span = server_span(otlp_receiver, served, trace_id)
+        expected = {
+            "status": row["http.response.status_code"],
+            "http.route": row["http.route"],
+            "span status": row["span status"],
+            "error.type": row["error.type"],
+            "exception event": row["exception event"],
+        }
+        status = span.attributes.get("http.response.status_code")
+        actual = {
+            "status": NONE if status is None else str(status),
+            "http.route": span.attributes.get("http.route", NONE),
+            "span status": "error" if span.status_code == STATUS_CODE_ERROR else "unset",
+            "error.type": span.attributes.get("error.type", NONE),
+            "exception event": ",".join(span.exception_types) or NONE,
+        }
+        assert expected == actual, (served.name, row["request"], response.status_code)
 
 
 # --- request ids -------------------------------------------------------------------------------
@@ -215,7 +297,16 @@ def test_raising_route_answers_500_with_an_error_span(
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/items/7", 200), ("/stream", 200), ("/downstream", 200), ("/boom", 500), ("/nope", 404)],
+    [
+        ("/items/7", 200),
+        ("/stream", 200),
+        ("/downstream", 200),
+        ("/boom", 500),
+        ("/nope", 404),
+        # served in front of the layers, still with an id
+        ("/metrics", 200),
+        ("/health/live", 200),
+    ],
 )
 def test_every_response_carries_a_request_id(served: Served, path: str, status: int) -> None:
     first = served.get(path)
@@ -346,7 +437,8 @@ def test_log_lines_of_the_raising_route_carry_the_request_id(served: Served) -> 
 
 def test_health_probes_answer(served: Served) -> None:
     assert 200 == served.get("/health/live").status_code
-    assert 200 == served.get("/health/startup").status_code
+    never_started = served.example.own_startup and served.server == "daphne"
+    assert (503 if never_started else 200) == served.get("/health/startup").status_code
     ready = served.get("/health/ready")
     assert 200 == ready.status_code
     assert "healthy" == ready.json()["status"]

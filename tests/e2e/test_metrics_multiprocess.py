@@ -71,4 +71,10 @@ def test_one_scrape_totals_all_workers(tmp_path: Path) -> None:
     assert float(sent) == found[("http_server_request_duration_seconds_count", labels)]
     active = ("http_server_active_requests", (("http_request_method", "GET"),))
     assert 0.0 == found[active]
+    # process_* come back per worker (a pid label each); python_gc_* cannot (see
+    # docs/metrics.md), python_info is the same for all.
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total"):
+        assert pids == {dict(key[1])["pid"] for key in found if key[0] == name}, name
+    assert any(key[0] == "python_info" for key in found)
+    assert not any(key[0].startswith("python_gc_") for key in found)
     assert 2 <= len(list(multiproc_dir.glob("histogram_*.db")))

@@ -93,7 +93,7 @@ def count_of(route: str, status: str) -> str:
     )
 
 
-def prometheus_config(app_port: int, rules: Path) -> str:
+def prometheus_config(app_port: int, rules: Path, mcp_port: int) -> str:
     return f"""\
 global:
   scrape_interval: 1s
@@ -105,8 +105,29 @@ scrape_configs:
   - job_name: {JOB}
     metrics_path: /metrics
     static_configs:
-      - targets: ["{LOOPBACK}:{app_port}"]
+      - targets: ["{LOOPBACK}:{app_port}", "{LOOPBACK}:{mcp_port}"]
 """
+
+
+def drive_mcp(url: str) -> None:
+    """One handshake-era session (it starts and is deleted) and one 2026-07-28 client.
+
+    Few calls, one isError among them: the per-tool panels find data while the tool's
+    10-minute call rate stays under the ASGIMcpToolErrorRatio traffic guard.
+    """
+    import asyncio
+
+    from mcp import Client
+
+    async def sessions() -> None:
+        async with Client(url, mode="legacy") as client:
+            await client.list_tools()
+            assert not (await client.call_tool("stock", {"item": "bolts"})).is_error
+        async with Client(url) as client:
+            await client.list_tools()
+            assert (await client.call_tool("stock", {"item": "unobtainium"})).is_error
+
+    asyncio.run(sessions())
 
 
 def drive(client: httpx.Client, path: str, times: int, status: int) -> None:
@@ -120,7 +141,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("prometheus-e2e")
     multiproc_dir = tmp / "multiproc"
     multiproc_dir.mkdir()
-    app_port, prometheus_port = free_port(), free_port()
+    app_port, prometheus_port, mcp_port = free_port(), free_port(), free_port()
+    mcp_multiproc_dir = tmp / "multiproc-mcp"
+    mcp_multiproc_dir.mkdir()
     app_env = clean_env(
         {
             "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
@@ -133,7 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     rules = write(tmp / "rules")[1]
     assert ALERT_RULES == rules.name
     config = tmp / "prometheus.yml"
-    config.write_text(prometheus_config(app_port, rules), encoding="utf-8")
+    config.write_text(prometheus_config(app_port, rules, mcp_port), encoding="utf-8")
 
     with (
         running(
@@ -143,6 +166,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             base_url=f"http://{LOOPBACK}:{app_port}",
             ready=http_ready("/health/live", status=200),
         ) as app,
+        running(
+            asgi_server_argv("uvicorn", "examples.mcp_server:app", mcp_port),
+            log_path=tmp / "mcp.log",
+            env={**app_env, "PROMETHEUS_MULTIPROC_DIR": str(mcp_multiproc_dir)},
+            base_url=f"http://{LOOPBACK}:{mcp_port}",
+            ready=http_ready("/metrics", status=200),
+        ) as mcp_server,
         httpx.Client(
             base_url=app.base_url, timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
         ) as client,
@@ -151,6 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         drive(client, "/items/0", 1, 200)
         drive(client, "/boom", 1, 500)
         drive(client, "/stream", 1, 200)
+        drive_mcp(f"{mcp_server.base_url}/mcp")
         with running(
             [
                 prometheus_bin,
@@ -172,6 +203,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 drive(client, "/items/7", items, 200)
                 drive(client, "/boom", booms, 500)
                 drive(client, "/stream", streams, 200)
+                drive_mcp(f"{mcp_server.base_url}/mcp")
                 time.sleep(1.2)
             yield stack
 
@@ -253,12 +285,15 @@ def test_alert_rules_load_and_evaluate_against_real_series(stack: Stack) -> None
         groups = stack.api("rules")["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         evaluated = all(not rule["lastEvaluation"].startswith("0001") for rule in rules)
-        return rules if len(rules) == 3 and evaluated else None
+        return rules if len(rules) == 4 and evaluated else None
 
     rules = wait_until(evaluated_rules, timeout=SCRAPE_WAIT_S, what="evaluated alert rules")
-    assert {"ASGIHighErrorRatio", "ASGIHighLatencyP99", "ASGITargetDown"} == {
-        rule["name"] for rule in rules
-    }
+    assert {
+        "ASGIHighErrorRatio",
+        "ASGIHighLatencyP99",
+        "ASGIMcpToolErrorRatio",
+        "ASGITargetDown",
+    } == {rule["name"] for rule in rules}
     for rule in rules:
         assert "ok" == rule["health"], rule
 

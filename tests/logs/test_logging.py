@@ -405,3 +405,35 @@ def test_structlog_pipeline(in_request: str) -> None:
 def test_json_leaves_out_uvicorns_colour_copy_of_the_message() -> None:
     entry = formatted(make_record(color_message="\x1b[32mok\x1b[0m", order=2))
     assert (False, 2) == ("color_message" in entry, entry["order"])
+
+
+async def test_a_line_logged_outside_the_tracing_layer_carries_the_request_trace(
+    span_capture: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request-id layer sits outside the span's context; its lines still name the trace."""
+    from asgi_driver import call, http_scope
+
+    from asgi_observe.logs.request_id import RequestIdMiddleware
+    from asgi_observe.tracing.middleware import TracingMiddleware
+
+    async def answers_then_raises(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"oops"})
+        raise RuntimeError("after the response")
+
+    stack = RequestIdMiddleware(
+        TracingMiddleware(answers_then_raises, tracer_provider=span_capture.provider),
+        error_response=True,
+    )
+    install_log_record_factory()
+    try:
+        with caplog.at_level(logging.ERROR, logger="asgi_observe.request_id"):
+            await call(stack, http_scope())
+    finally:
+        uninstall_log_record_factory()
+    (span,) = span_capture.spans
+    (line,) = [r for r in caplog.records if r.name == "asgi_observe.request_id"]
+    assert (format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")) == (
+        line.trace_id,  # type: ignore[attr-defined]
+        line.span_id,  # type: ignore[attr-defined]
+    )

@@ -219,6 +219,17 @@ async def test_custom_header_name() -> None:
     )
 
 
+@pytest.mark.parametrize("name", [b"X-Request-ID", b"X-REQUEST-ID", b"x-Request-Id"])
+async def test_mixed_case_incoming_header_name_is_read(name: bytes) -> None:
+    """The ASGI spec asks servers to lower-case names but does not require it."""
+    seen: list[str | None] = []
+    recorder = await call(
+        RequestIdMiddleware(id_app(seen)),
+        http_scope(headers=[(b"content-type", b"text/plain"), (name, b"from-client")]),
+    )
+    assert (["from-client", "from-client"], [b"from-client"]) == (seen, recorder.header(HEADER))
+
+
 async def test_other_messages_pass_through_untouched() -> None:
     sent: list[Message] = [
         {"type": "http.response.start", "status": 200, "headers": [], "trailers": True},
@@ -381,6 +392,7 @@ async def test_error_response_sends_500_with_the_id_then_reraises() -> None:
             "headers": [
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"21"),
+                (b"connection", b"close"),  # the server closes after the re-raise
                 (HEADER, b"err-1"),
             ],
         },
@@ -403,6 +415,28 @@ async def test_error_after_the_response_started_is_only_reraised() -> None:
     with pytest.raises(RuntimeError):
         await call(middleware, http_scope(), recorder)
     assert ["http.response.start"] == [m["type"] for m in recorder.sent]
+
+
+async def test_an_error_after_a_complete_response_is_logged_not_reraised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13: re-raised, the server would close a keep-alive connection the client may
+    already be reusing; the response is complete, so the error is logged instead."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"framework 500"})
+        raise RuntimeError("raised after answering")
+
+    recorder = Recorder()
+    with caplog.at_level(logging.ERROR, logger="asgi_observe.request_id"):
+        await call(RequestIdMiddleware(app, error_response=True), http_scope(), recorder)
+    assert [500] == [m["status"] for m in recorder.sent if m["type"] == "http.response.start"]
+    (record,) = [r for r in caplog.records if r.name == "asgi_observe.request_id"]
+    assert record.exc_info is not None
+    assert "raised after answering" == str(record.exc_info[1])
+    with pytest.raises(RuntimeError):  # without error_response, as before: re-raised
+        await call(RequestIdMiddleware(app), http_scope())
 
 
 async def test_a_failing_error_send_still_reraises_the_app_error() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from asgi_driver import Recorder, call, http_scope, plain_app, websocket_scope
 from litestar import Litestar, asgi
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -108,7 +110,13 @@ async def test_multiprocess_mode_aggregates_a_fresh_registry_per_scrape(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    assert (200, "") == ((r := await get(metrics_app())).status_code, r.text)
+    response = await get(metrics_app())
+    # No worker wrote values yet: only this process's own process_* and python_info.
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert 200 == response.status_code
+    assert {"python_info", "process_resident_memory_bytes", "process_cpu_seconds"} <= names
+    assert not {name for name in names if not name.startswith(("process_", "python_info"))}
+    assert f'pid="{os.getpid()}"' in response.text
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
     assert 500 == (await get(metrics_app())).status_code
 
@@ -165,3 +173,28 @@ async def test_dispatcher_honours_root_path(registry: CollectorRegistry) -> None
 def test_dispatcher_path_must_be_absolute() -> None:
     with pytest.raises(ValueError, match="must start"):
         serve_metrics_at(plain_app(), "metrics")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text; version=abc",
+        "application/openmetrics-text; version=1.x.0",
+        "text/plain; version=abc",
+        "text/plain;version=0.0.4,application/openmetrics-text; version=",
+    ],
+)
+async def test_a_malformed_accept_gets_the_default_format_and_no_error_log(
+    registry: CollectorRegistry, accept: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: bad client input is not a collector fault (no 500, no ERROR traceback,
+    so no Sentry event per request through sentry-sdk's logging integration)."""
+    with caplog.at_level(logging.DEBUG):
+        response = await get(metrics_app(registry), accept=accept)
+    assert 200 == response.status_code
+    assert response.headers["content-type"] in (
+        "text/plain; version=0.0.4; charset=utf-8",
+        OPENMETRICS,
+    )
+    assert "jobs_total 3.0" in response.text
+    assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -296,6 +296,26 @@ BAD_VARIABLES = [
     ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "a=1,(bad)=2"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:port"),
     ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://collector:4318"),
+    # no scheme: the HTTP exporters would fail only at the first export
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "not-a-url"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318/v1/traces"),
+    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "collector"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
+    # numbers the SDK reads itself, and would replace by its default with a log line
+    ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+    ("OTEL_BSP_SCHEDULE_DELAY", "0"),
+    ("OTEL_BSP_EXPORT_TIMEOUT", "1.5"),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "-1"),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "later"),
+    ("OTEL_BLRP_EXPORT_TIMEOUT", "-1"),
+    ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
+    ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "many"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "often"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "0"),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", "-5"),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", "inf"),
     ("OTEL_RESOURCE_ATTRIBUTES", "team"),
     ("OTEL_SDK_DISABLED", "yes"),
     ("OTEL_PROPAGATORS", "tracecontext,nonexistent"),
@@ -477,7 +497,7 @@ def test_otlp_without_the_exporter_package_fails_at_startup(
     monkeypatch.setattr(_exporters, "_importable", lambda module: False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
 
-    with pytest.raises(ValueError, match=r"asgi-observe\[otlp\]"):
+    with pytest.raises(ValueError, match="pip install opentelemetry-exporter-otlp"):
         validate_environment()
     with pytest.raises(ValueError, match="opentelemetry-exporter-otlp"):
         configure()
@@ -494,11 +514,52 @@ def test_every_variable_and_argument_is_documented() -> None:
 
     root = Path(__file__).resolve().parents[2]
     page = (root / "docs" / "configuration.md").read_text(encoding="utf-8")
-    source = inspect.getsource(settings_module)
-    variables = set(re.findall(r'"((?:OTEL|SENTRY)_[A-Z_]+)"', source))
+    import asgi_observe.metrics.backend as backend_module
+    import asgi_observe.setup.signals as signals_module
+
+    source = "".join(
+        inspect.getsource(module) for module in (settings_module, signals_module, backend_module)
+    )
+    variables = set(re.findall(r'"((?:OTEL|SENTRY|ASGI_OBSERVE)_[A-Z_]+)"', source))
     variables |= {f"OTEL_EXPORTER_OTLP_{part}" for part in ("ENDPOINT", "HEADERS", "PROTOCOL")}
-    variables |= {"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"}
+    variables |= {"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER"}
     missing = sorted(name for name in variables if name not in page)
     assert [] == missing
     arguments = inspect.signature(configure).parameters
     assert [] == [name for name in arguments if f"`{name}`" not in page]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector.example:4318"},
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"},
+        # The gRPC exporters take host:port as it is.
+        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"},
+        {
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4317",
+        },
+        {
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_BSP_EXPORT_TIMEOUT": "0",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "8192",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096",
+            "OTEL_BLRP_SCHEDULE_DELAY": " 250 ",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1500.5",
+            "OTEL_METRIC_EXPORT_TIMEOUT": "0",
+        },
+        {"OTEL_METRIC_EXPORT_INTERVAL": "inf"},  # the SDK's "no periodic export"
+    ],
+)
+def test_well_formed_endpoints_and_numbers_pass(env: dict[str, str]) -> None:
+    validate_environment(env)
+
+
+def test_a_bare_endpoint_is_refused_where_a_signal_uses_http() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317",  # the metrics exporter uses HTTP
+    }
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_ENDPOINT='collector:4317'"):
+        validate_environment(env)

@@ -238,11 +238,30 @@ async def test_an_error_in_the_apps_shutdown_is_flushed_then_raised() -> None:
 
 async def test_http_passes_straight_through() -> None:
     events = Events()
+    middleware = wrap(plain_app(201), events)
 
-    recorder = await call(wrap(plain_app(201), events), http_scope("/"))
+    recorder = await call(middleware, http_scope("/"))
+    await call(middleware, http_scope("/"))
 
     assert 201 == recorder.status
-    assert [] == events.log
+    # No lifespan came first (daphne sends none): the first request marks startup done.
+    assert ["marked started"] == events.log
+
+
+async def test_requests_after_lifespan_startup_mark_nothing_again() -> None:
+    events = Events()
+    lifespan, http = lifespan_app(events), plain_app(200)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await (lifespan if scope["type"] == "lifespan" else http)(scope, receive, send)
+
+    middleware = wrap(app, events)
+    await Server(events).run(middleware)
+    marked = events.log.count("marked started")
+
+    await call(middleware, http_scope("/"))
+
+    assert (1, 1) == (marked, events.log.count("marked started"))
 
 
 async def test_flush_timeout_reaches_the_handle() -> None:

@@ -143,6 +143,71 @@ async def test_span_and_baggage_are_current_inside_the_app(span_capture: Any) ->
     assert "user=alice;prop=1,tier=gold+plus" == seen["outbound"]["baggage"]
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        (b"TraceParent", b"TraceState", b"Baggage"),
+        (b"TRACEPARENT", b"TRACESTATE", b"BAGGAGE"),
+        (b"traceParent", b"tracestate", b"bAGGAGE"),
+    ],
+    ids=["capitalised", "upper", "mixed"],
+)
+@pytest.mark.parametrize("own_propagator", [True, False], ids=["ours", "otel-reference"])
+async def test_mixed_case_header_names_are_read(
+    span_capture: Any, names: tuple[bytes, bytes, bytes], own_propagator: bool
+) -> None:
+    """The ASGI spec asks servers to lower-case names but does not require it."""
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["baggage"] = dict(baggage.get_all())
+        await plain_app()(scope, receive, send)
+
+    propagator = (
+        w3c_propagator()
+        if own_propagator
+        else CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+    traceparent, tracestate, baggage_name = names
+    headers = [
+        (traceparent, TRACEPARENT),
+        (tracestate, b"congo=t61rcWkgMzE"),
+        (baggage_name, b"user=alice"),
+        (b"User-Agent", b"probe/1.0"),
+        (b"Host", b"example.com:8080"),
+    ]
+    middleware = TracingMiddleware(
+        app, tracer_provider=span_capture.provider, propagator=propagator
+    )
+    await call(middleware, http_scope(headers=headers))
+    (span,) = span_capture.spans
+    assert (TRACE_ID, PARENT_ID) == (span.context.trace_id, span.parent.span_id)
+    assert "t61rcWkgMzE" == span.context.trace_state.get("congo")
+    assert {"user": "alice"} == seen["baggage"]
+    assert ("probe/1.0", "example.com", 8080) == (
+        span.attributes["user_agent.original"],
+        span.attributes["server.address"],
+        span.attributes["server.port"],
+    )
+
+
+async def test_invented_header_names_cannot_grow_the_name_cache(span_capture: Any) -> None:
+    from asgi_observe.tracing import attributes
+
+    invented = [(f"X-Made-Up-{i}".encode(), b"v") for i in range(2000)]
+    long_names = [(b"X" * 5000 + str(i).encode(), b"v") for i in range(10)]
+    scope = http_scope(headers=[*invented, *long_names, (b"TraceParent", TRACEPARENT)])
+    await call(traced(plain_app(), span_capture), scope)
+    (span,) = span_capture.spans
+    assert TRACE_ID == span.context.trace_id
+    assert len(attributes._slots) <= attributes._MAX_CACHED_NAMES
+    assert all(len(name) <= attributes._MAX_CACHED_NAME_LENGTH for name in attributes._slots)
+
+
 async def test_context_is_restored_after_the_request(span_capture: Any) -> None:
     before = trace.get_current_span()
     await call(traced(plain_app(), span_capture), http_scope(headers=[(b"baggage", b"a=b")]))

@@ -186,7 +186,7 @@ async def test_quart_url_rules_through_the_hook(registry: CollectorRegistry) -> 
         await client.get("/pets/1")
         await client.get("/pets/2")
         await client.get("/nope")
-    assert 2.0 == count(registry, "GET", "/pets/<int:pet_id>", 200)
+    assert 2.0 == count(registry, "GET", "/pets/{pet_id}", 200)
     assert 1.0 == count(registry, "GET", "_unmatched", 404)
 
 

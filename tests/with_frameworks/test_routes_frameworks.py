@@ -167,7 +167,22 @@ def build_fastapi() -> FastAPI:
 
     app.mount("/subapp/{t}", sub)
     app.mount("/starlette", sub_app)
+    # Plain Starlette routes: FastAPI's router publishes only their endpoint.
+    app.add_route("/added/{z}", ok)
+    app.add_route("/twice/a/{a}", ok)  # one endpoint behind two routes
+    app.add_route("/twice/b/{b}", ok)
+    app.add_route("/healthz", ok)  # the same endpoint again, no parameters to tell
+    app.add_route("/readyz", ok)
+    app.mount("/raw", _raw_app)
+    plain = APIRouter()
+    plain.add_route("/rplain/{q}", ok)
+    app.include_router(plain, prefix="/inc")
+    sub.add_route("/subplain/{k}", ok)
     return app
+
+
+async def _raw_app(scope: Any, receive: Any, send: Any) -> None:
+    await PlainTextResponse("raw")(scope, receive, send)
 
 
 @pytest.mark.parametrize(
@@ -184,10 +199,83 @@ def build_fastapi() -> FastAPI:
         ("GET", "/starlette/deep/4", 200, "/starlette/deep/{a}"),
         ("GET", "/nope", 404, None),
         ("GET", "/subapp/t1/nope", 404, None),
+        ("GET", "/docs", 200, "/docs"),
+        ("GET", "/openapi.json", 200, "/openapi.json"),
+        ("GET", "/docs/oauth2-redirect", 200, "/docs/oauth2-redirect"),
+        ("GET", "/redoc", 200, "/redoc"),
+        ("GET", "/added/3", 200, "/added/{z}"),
+        ("POST", "/added/3", 405, "/added/{z}"),
+        ("GET", "/twice/a/1", 200, "/twice/a/{a}"),
+        ("GET", "/twice/b/2", 200, "/twice/b/{b}"),
+        ("GET", "/healthz", 200, "/healthz"),
+        ("GET", "/readyz", 200, "/readyz"),
+        ("POST", "/readyz", 405, "/readyz"),
+        ("GET", "/raw/x/y", 200, "/raw/{path}"),
+        ("GET", "/inc/rplain/5", 200, "/inc/rplain/{q}"),
+        ("GET", "/subapp/t1/subplain/4", 200, "/subapp/{t}/subplain/{k}"),
     ],
 )
 async def test_fastapi_templates(method: str, path: str, status: int, expected: str) -> None:
     assert [(status, expected)] == await routes_of(build_fastapi(), [(method, path)])
+
+
+async def test_fastapi_constructor_routes_and_websockets() -> None:
+    app = FastAPI(routes=[Route("/plain/{x}", ok), WebSocketRoute("/ws/{room}", echo_ws)])
+
+    @app.websocket("/apiws/{n}")
+    async def api_ws(websocket: WebSocket, n: int) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    assert [(200, "/plain/{x}")] == await routes_of(app, [("GET", "/plain/1")])
+    for path, expected in (("/ws/lobby", "/ws/{room}"), ("/apiws/3", "/apiws/{n}")):
+        probe = RouteProbe(app)
+        recorder = Recorder([{"type": "websocket.connect"}])
+        await probe(websocket_scope(path), recorder.receive, recorder.send)
+        assert (expected, expected) == probe.seen[-1]
+
+
+async def test_fastapi_included_websocket_host_and_static_files(tmp_path: Any) -> None:
+    from starlette.staticfiles import StaticFiles
+
+    app = FastAPI()
+    router = APIRouter(prefix="/r")
+
+    @router.websocket("/ws/{n}")
+    async def ws(websocket: WebSocket, n: int) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    app.include_router(router, prefix="/inc")
+    by_host = FastAPI()
+    by_host.add_route("/h/{x}", ok)
+    app.host("api.example.com", by_host)
+    (tmp_path / "a.css").write_text("a{}")
+    app.mount("/static", StaticFiles(directory=tmp_path))
+
+    probe = RouteProbe(app)
+    recorder = Recorder([{"type": "websocket.connect"}])
+    await probe(websocket_scope("/inc/r/ws/3"), recorder.receive, recorder.send)
+    assert ("/inc/r/ws/{n}", "/inc/r/ws/{n}") == probe.seen[-1]
+    assert [(200, "/static/{path}")] == await routes_of(app, [("GET", "/static/a.css")])
+    transport = httpx.ASGITransport(app=RouteProbe(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example.com") as c:
+        assert 200 == (await c.get("/h/1")).status_code
+    assert "/h/{x}" == transport.app.seen[-1][1]  # type: ignore[attr-defined]
+
+
+async def test_fastapi_routes_added_after_the_first_request_are_found() -> None:
+    app = FastAPI()
+    app.add_route("/first", ok)
+    assert [(200, "/first")] == await routes_of(app, [("GET", "/first")])
+    app.add_route("/later/{n}", ok)
+    assert [(200, "/later/{n}")] == await routes_of(app, [("GET", "/later/1")])
+
+
+async def test_fastapi_mounted_in_starlette_keeps_its_plain_routes() -> None:
+    outer = Starlette(routes=[Mount("/fa", app=build_fastapi())])
+    result = await routes_of(outer, [("GET", "/fa/docs"), ("GET", "/fa/added/1")])
+    assert [(200, "/fa/docs"), (200, "/fa/added/{z}")] == result
 
 
 def build_litestar() -> Litestar:
@@ -236,6 +324,10 @@ def build_quart() -> Quart:
     async def q(n: int) -> str:
         return "q"
 
+    @app.route("/conv/<int(min=1):n>/<path:rest>")
+    async def conv(n: int, rest: str) -> str:
+        return "c"
+
     blueprint = Blueprint("bp", __name__, url_prefix="/bp/<org>")
 
     @blueprint.route("/members/<member>")
@@ -255,8 +347,10 @@ def build_quart() -> Quart:
 @pytest.mark.parametrize(
     ("method", "path", "status", "expected"),
     [
-        ("GET", "/q/1", 200, "/q/<int:n>"),
-        ("GET", "/bp/acme/members/ann", 200, "/bp/<org>/members/<member>"),
+        # Quart's converter syntax is published in the brace form every framework uses.
+        ("GET", "/q/1", 200, "/q/{n}"),
+        ("GET", "/bp/acme/members/ann", 200, "/bp/{org}/members/{member}"),
+        ("GET", "/conv/3/a/b/c", 200, "/conv/{n}/{rest}"),
         ("GET", "/q/x", 404, None),
         ("GET", "/nope", 404, None),
         # Werkzeug's MethodNotAllowed carries no rule.

@@ -126,7 +126,7 @@ FRAMEWORKS: dict[str, tuple[Callable[[], Any], str, str]] = {
     "starlette": (starlette_app, "/items/{item_id}", "starlette"),
     "fastapi": (fastapi_app, "/items/{item_id}", "starlette"),
     "litestar": (litestar_app, "/items/{item_id}", "litestar"),
-    "quart": (quart_app, "/items/<int:item_id>", "quart"),
+    "quart": (quart_app, "/items/{item_id}", "quart"),
 }
 
 

@@ -109,7 +109,7 @@ CASES = [
     (starlette_app, "/tenants/acme/items/3", "/tenants/{tenant}/items/{item_id}"),
     (fastapi_app, "/v1/users/7", "/v1/users/{user_id}"),
     (litestar_app, "/users/7", "/users/{user_id}"),
-    (quart_app, "/users/7", "/users/<user_id>"),
+    (quart_app, "/users/7", "/users/{user_id}"),
 ]
 
 

@@ -1,0 +1,225 @@
+"""McpMiddleware: per-tool RED metrics and MCP facts for Streamable HTTP endpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import trace
+
+from asgi_observe._core.http import path_set
+from asgi_observe._core.mcp_facts import McpFacts, current_mcp
+from asgi_observe._core.record import ensure_record
+from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
+from asgi_observe.mcp.exchange import Exchange, McpSpans
+from asgi_observe.mcp.families import mcp_families_for
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "McpMiddleware"]
+
+# The SDKs refuse request bodies over 4 MiB; messages up to 1 MiB are read (a tools/list
+# answer of a few hundred tools fits), larger ones are served and counted as _unknown.
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+DEFAULT_SESSION_IDLE_TIMEOUT_S = 30 * 60.0  # the mcp SDK's own idle timeout
+_DEFAULT_MAX_SESSIONS = 10_000
+_DEFAULT_MAX_NAMES = 1000
+_DEFAULT_MAX_LABEL_SETS = 2000
+
+_SESSION_ID = b"mcp-session-id"
+_METHOD = b"mcp-method"
+_NAME = b"mcp-name"
+_PROTOCOL_VERSION = b"mcp-protocol-version"
+_CONTENT_TYPE = b"content-type"
+_MAX_HEADER_TEXT = 256
+
+_log = logging.getLogger("asgi_observe.mcp")
+
+
+class McpMiddleware:
+    """Read the JSON-RPC messages of MCP endpoints as they pass, and measure each one.
+
+    For requests to `paths` (exact match, with or without a trailing slash): every
+    JSON-RPC request and notification is timed from its receipt to its answer into
+    ``mcp_server_operation_duration_seconds`` (labels ``mcp_method_name``,
+    ``gen_ai_tool_name``, ``gen_ai_prompt_name``, ``error_type``), sessions are counted
+    in ``mcp_server_sessions_active`` and ``mcp_server_session_duration_seconds``, and
+    the method, tool, id, session and protocol version go onto the request record,
+    where tracing, logs and Sentry read them. Bytes and their timing are unchanged:
+    messages are read as they pass, never held. Other paths and scope types pass
+    straight through. See docs/frameworks/mcp.md.
+
+    Args:
+        app: the ASGI application to wrap.
+        paths: the MCP endpoint paths, as the server sees them (mount prefix included).
+        registry: the prometheus-client registry; the default one when None.
+        namespace: prefix of the metric names, as for the HTTP metrics.
+        names: tool and prompt names that may be labels before the server lists them.
+        max_message_bytes: messages larger than this are served but not read.
+        max_names: the most tool (and prompt) names kept as labels; then ``_overflow``.
+        max_label_sets: the most label sets of the operation histogram.
+        session_idle_timeout: seconds without a request after which a session ends.
+        max_sessions: the most sessions tracked at once (least recently used ends).
+        spans: emit an MCP SERVER span per request ourselves (for servers emitting none).
+        tracer_provider: where those spans go; the global provider when None.
+        sentry_tool_errors: also send ``isError`` results and JSON-RPC errors to Sentry.
+
+    Since 0.2.0.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        paths: Iterable[str],
+        registry: Any = None,
+        namespace: str = "",
+        names: Iterable[str] = (),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_names: int = _DEFAULT_MAX_NAMES,
+        max_label_sets: int = _DEFAULT_MAX_LABEL_SETS,
+        session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT_S,
+        max_sessions: int = _DEFAULT_MAX_SESSIONS,
+        spans: bool = False,
+        tracer_provider: trace.TracerProvider | None = None,
+        sentry_tool_errors: bool = False,
+    ) -> None:
+        self.app = app
+        configured = path_set("mcp_paths", paths)
+        self._paths = frozenset(configured | {p.rstrip("/") or "/" for p in configured}) | {
+            p.rstrip("/") + "/" for p in configured
+        }
+        if isinstance(names, str):
+            raise TypeError("names must be an iterable of tool or prompt names, not a string")
+        for option, value in (
+            ("max_message_bytes", max_message_bytes),
+            ("max_names", max_names),
+            ("max_label_sets", max_label_sets),
+            ("max_sessions", max_sessions),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{option} must be a positive integer, not {value!r}")
+        if not isinstance(session_idle_timeout, (int, float)) or session_idle_timeout <= 0:
+            raise ValueError("session_idle_timeout must be a positive number of seconds")
+        self._max_bytes = max_message_bytes
+        self._families = mcp_families_for(
+            registry,
+            namespace,
+            max_label_sets=max_label_sets,
+            max_names=max_names,
+            idle_timeout_s=float(session_idle_timeout),
+            max_sessions=max_sessions,
+            names=[name for name in names if isinstance(name, str)],
+        )
+        self._spans: McpSpans | None = None
+        if spans:
+            from asgi_observe.mcp.spans import OwnMcpSpans
+
+            self._spans = OwnMcpSpans(tracer_provider)
+        self._on_error: Callable[[McpFacts, str, str | None], None] | None = None
+        if sentry_tool_errors:
+            from asgi_observe.mcp.sentry import report_mcp_error
+
+            self._on_error = report_mcp_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self._paths:
+            await self.app(scope, receive, send)
+            return
+        scope, record = ensure_record(scope)
+        facts = record.mcp = McpFacts()
+        facts.server_span = record.span
+        session_id = header_method = header_name = None
+        for name, value in scope["headers"]:
+            if not name.startswith(b"mcp-"):
+                continue
+            if name == _SESSION_ID:
+                session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+            elif name == _METHOD:
+                header_method = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+            elif name == _NAME:
+                header_name = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+            elif name == _PROTOCOL_VERSION:
+                facts.protocol_version = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+        families = self._families
+        sessions = families.session_table
+        sessions.sweep()
+        live = session_id is not None and sessions.request_started(session_id)
+        exchange = Exchange(
+            facts,
+            families,
+            http_method=scope["method"],
+            max_bytes=self._max_bytes,
+            session_id=session_id,
+            header_method=header_method,
+            header_name=header_name,
+            spans=self._spans,
+            on_parent=record.span_parent_hook,
+            on_error=self._on_error,
+        )
+        observing = True
+
+        def fault() -> None:
+            # Our fault never changes the response: stop reading this exchange, say so once.
+            nonlocal observing
+            observing = False
+            _report_fault()
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if observing and message["type"] == "http.request":
+                try:
+                    exchange.request_body(message.get("body", b""), message.get("more_body", False))
+                except Exception:
+                    fault()
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if observing:
+                try:
+                    _note_response(exchange, message)
+                except Exception:
+                    fault()
+            await send(message)
+
+        token = current_mcp.set(facts)
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            current_mcp.reset(token)
+            if live and session_id is not None:
+                sessions.request_ended(session_id)
+            if observing:
+                try:
+                    exchange.finish(lambda: record.duration_s)
+                except Exception:
+                    _report_fault()
+
+
+def _note_response(exchange: Exchange, message: Message) -> None:
+    message_type = message["type"]
+    if message_type == "http.response.body":
+        exchange.response_body(message.get("body", b""), message.get("more_body", False))
+    elif message_type == "http.response.start":
+        content_type = b""
+        session_id = None
+        for name, value in message.get("headers") or ():
+            if name == _CONTENT_TYPE or (len(name) == 12 and name.lower() == _CONTENT_TYPE):
+                content_type = value.lower()
+            elif name == _SESSION_ID or (len(name) == 14 and name.lower() == _SESSION_ID):
+                session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+        exchange.response_start(message["status"], content_type, session_id)
+
+
+_fault_reported = False
+
+
+def _report_fault() -> None:
+    global _fault_reported
+    if _fault_reported:
+        _log.debug("asgi_observe could not read an MCP exchange", exc_info=True)
+        return
+    _fault_reported = True
+    _log.exception(
+        "asgi_observe could not read an MCP exchange; it is served unmeasured "
+        "(further failures are logged at DEBUG)"
+    )
