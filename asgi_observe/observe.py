@@ -146,6 +146,11 @@ def observe(
         mcp_endpoints = frozenset(find_mcp_paths(framework_app))
 
     layered: ASGIApp = app
+    # MetricsMiddleware and McpMiddleware record where the same choice says.
+    prometheus, backend = False, "prometheus"
+    if metrics:
+        prometheus, otel = resolve_backend(metrics_backend, exposition=metrics_path is not None)
+        backend = "both" if prometheus and otel else "otel" if otel else "prometheus"
     if mcp_endpoints:
         # Innermost, so every outer layer finds the MCP facts of a message in the record
         # before that message reaches it.
@@ -160,6 +165,7 @@ def observe(
             spans=mcp_spans,
             tracer_provider=tracer_provider,
             sentry_tool_errors=mcp_sentry_tool_errors,
+            backend=backend,
         )
     if viewer_path is not None:
         from asgi_observe.viewer import Viewer
@@ -172,12 +178,10 @@ def observe(
         from asgi_observe.errors.sentry import SentryMiddleware
 
         layered = SentryMiddleware(layered, route_resolver=route_resolver)
-    prometheus = False
     if metrics:
-        prometheus, otel = resolve_backend(metrics_backend, exposition=metrics_path is not None)
         layered = MetricsMiddleware(
             layered,
-            backend="both" if prometheus and otel else "otel" if otel else "prometheus",
+            backend=backend,
             registry=registry,
             namespace=namespace,
             known_methods=known_methods,

@@ -271,5 +271,93 @@ def main(rounds: int = 40) -> None:
     print(f"non-MCP path, awareness on / off: {other:.3f}x")
 
 
+# --- instructions: the load-independent second opinion ----------------------------------
+
+COUNT_WARM_UP = 3  # batches before the counted ones: lazy imports, caches, the SDK's session
+
+
+def row_batches(name: str) -> tuple[Callable[[], None], Callable[[], None], int]:
+    """`(batch, close, calls per batch)` of one row of `main()`'s table, built alone."""
+    kind, _, row = name.partition(" ")
+    if kind == "replay":
+        return layer_batches()[name], lambda: None, 1000
+    served = Served(ROWS[row](server_app()))
+    scope, body = (CALL_SCOPE, BODY) if kind == "call" else (OTHER_SCOPE, b"")
+    return served.batch(scope, body), served.close, BATCH
+
+
+def count_child(name: str, batches: int) -> None:
+    """What valgrind runs: warm up, then `batches` batches of the row `name`."""
+    import gc
+    import logging
+
+    logging.disable(logging.CRITICAL)  # the SDK's session manager logs at INFO
+    batch, close, _ = row_batches(name)
+    try:
+        for _ in range(COUNT_WARM_UP):
+            batch()
+        gc.collect()
+        for _ in range(batches):
+            batch()
+    finally:
+        close()
+
+
+COUNT_ROWS = (
+    "call bare",
+    "call observe() without MCP awareness",
+    "call observe() with MCP awareness",
+    "other observe() without MCP awareness",
+    "other observe() with MCP awareness",
+    "replay bare",
+    "replay McpMiddleware",
+)
+
+
+def count_main(batches: int = 4) -> dict[str, float]:
+    """Instructions per call of every row (callgrind; each row in two processes of its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from perf_instructions import count
+
+    here = str(Path(__file__).resolve())
+
+    def total(name: str, counted: int) -> int:
+        return count([sys.executable, here, "--count-child", name, str(counted)])
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = {
+            name: (pool.submit(total, name, 0), pool.submit(total, name, batches))
+            for name in COUNT_ROWS
+        }
+        per_call = {
+            name: (measured.result() - base.result())
+            / (batches * (1000 if name.startswith("replay") else BATCH))
+            for name, (base, measured) in runs.items()
+        }
+    for name, value in per_call.items():
+        print(f"{name:45s} {value / 1000:9.1f}k instructions")
+    bare = per_call["call bare"]
+    added = (
+        per_call["call observe() with MCP awareness"]
+        - per_call["call observe() without MCP awareness"]
+    )
+    layer = per_call["replay McpMiddleware"] - per_call["replay bare"]
+    other = (
+        per_call["other observe() with MCP awareness"]
+        / per_call["other observe() without MCP awareness"]
+    )
+    print(f"round trip, MCP awareness adds {added / 1000:.1f}k = {added / bare:.2%} of a bare call")
+    print(f"the MCP layer alone: {layer / 1000:.1f}k = {layer / bare:.2%} of a bare call")
+    print(f"non-MCP path, awareness on / off: {other:.4f}x")
+    return per_call
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
+    if sys.argv[1:2] == ["--count-child"]:
+        count_child(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--instructions"]:
+        count_main(int(sys.argv[2]) if len(sys.argv) > 2 else 4)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)

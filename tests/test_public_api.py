@@ -23,8 +23,15 @@ MOVED = {
     "asgi_observe.metrics_app": "asgi_observe.metrics.app",
     "asgi_observe.error_hooks": "asgi_observe.errors.hooks",
 }
-# Dotted names in the docs that are logger names or scope keys, not import paths.
-NOT_IMPORT_PATHS = {"asgi_observe.access", "asgi_observe.export", "asgi_observe.route"}
+# Dotted names in the docs that are logger names, scope keys, or the names of our own
+# OpenTelemetry instruments and attributes, not import paths.
+NOT_IMPORT_PATHS = {
+    "asgi_observe.access",
+    "asgi_observe.export",
+    "asgi_observe.route",
+    "asgi_observe.mcp.server.active_sessions",
+    "asgi_observe.mcp.session.end_reason",
+}
 DOTTED = re.compile(r"\basgi_observe(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 

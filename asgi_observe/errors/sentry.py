@@ -266,6 +266,8 @@ class _Sdk:
 
     def enter(self, isolation: Any) -> Any:
         current = self.get_current_scope().fork()
+        _forget_outside_data(isolation)
+        _forget_outside_data(current)
         if self._variables is not None:
             current_var, isolation_var = self._variables
             return current_var.set(current), isolation_var.set(isolation)
@@ -282,3 +284,15 @@ class _Sdk:
         else:
             self._set_isolation_scope(tokens[1])
             self._set_current_scope(tokens[0])
+
+
+def _forget_outside_data(scope: Any) -> None:
+    # What the scope this request forked from holds was recorded outside this request
+    # (in the lifespan, or by an integration running with no request's scope): a
+    # transaction name and breadcrumbs are not this request's. sentry-sdk's own ASGI
+    # middleware clears the breadcrumbs too. Tags, user and contexts set for the whole
+    # process stay.
+    scope.clear_breadcrumbs()
+    if getattr(scope, "_transaction", None) is not None:
+        scope._transaction = None
+        scope._transaction_info = {}

@@ -160,7 +160,7 @@ class Exchange:
         self._body_size += len(chunk)
         if self._body_size > self._max:
             self._body = None  # over the cap: served, measured, not read
-            self._parent(None)
+            self._parent(None, None)
             self._client_messages(None)
             return
         if chunk:
@@ -168,44 +168,55 @@ class Exchange:
         if not more:
             self._body = None
             if self.http_method != "POST":
-                self._parent(None)
+                self._parent(None, None)
                 return
             data = body[0] if len(body) == 1 else b"".join(body)
-            messages = (self._quick(data) or parse_messages(data)) if data else []
+            if self._header_method is not None:
+                quick = quick_request(data)
+                if quick is not None:
+                    self._header_request(*quick)
+                    return
+            messages = parse_messages(data) if data else []
+            for message in messages:
+                if message.kind == REQUEST or message.kind == NOTIFICATION:
+                    self._first(message)  # before the HTTP span starts: it takes the facts
+                    break
             first = messages[0] if messages else None
-            self._parent(first)
+            if first is None:
+                self._parent(None, None)
+            else:
+                self._parent(first.meta_traceparent, first.meta_tracestate)
             self._client_messages(messages)
 
-    def _quick(self, data: bytes) -> list[RpcMessage] | None:
-        # The headers named the method: the id and _meta are found without a parse.
+    def _header_request(
+        self, message_id: str | int, traceparent: str | None, tracestate: str | None
+    ) -> None:
+        # The headers named the method (and tool), the body gave the id and _meta
+        # without a parse: the facts of `_first`, for a request read by `quick_request`.
         method = self._header_method
-        if method is None:
-            return None
-        quick = quick_request(data)
-        if quick is None:
-            return None
-        message = RpcMessage(REQUEST)
-        message.id, message.meta_traceparent, message.meta_tracestate = quick
-        message.method = method
-        if method.startswith("resources/"):
-            message.uri = self._header_name
-        else:
-            message.name = self._header_name
-        return [message]
+        name = self._header_name
+        uri = None
+        if method is not None and method.startswith("resources/"):
+            name, uri = None, name
+        facts = self.facts
+        facts.resource_uri = uri
+        facts.request_id = str(message_id)
+        facts.meta_traceparent = traceparent
+        self._parent(traceparent, tracestate)
+        self._track(message_id, method, name, uri)
 
-    def _parent(self, first: RpcMessage | None) -> None:
+    def _parent(self, traceparent: str | None, tracestate: str | None) -> None:
         # The HTTP span may wait for the trace context of the first message's _meta.
         on_parent = self._on_parent
         if on_parent is None:
             return
         self._on_parent = None
-        traceparent = first.meta_traceparent if first is not None else None
         if traceparent is None:
             on_parent(None)
             return
         carrier = {"traceparent": traceparent}
-        if first is not None and first.meta_tracestate is not None:
-            carrier["tracestate"] = first.meta_tracestate
+        if tracestate is not None:
+            carrier["tracestate"] = tracestate
         on_parent(carrier)
 
     def _client_messages(self, messages: list[RpcMessage] | None) -> None:
@@ -214,19 +225,12 @@ class Exchange:
             name = facts.tool_name if facts.tool_name is not None else facts.prompt_name
             self._track(_HEADER_ID, facts.method, name, None)
             return
-        first = True
         for message in messages:
             kind = message.kind
             if kind == REQUEST:
-                if first:
-                    self._first(message)
-                    first = False
                 if message.id not in self._pending:
                     self._track(message.id, message.method, message.name, message.uri)
             elif kind == NOTIFICATION:
-                if first:
-                    self._first(message)
-                    first = False
                 self._notifications.append(message.method)
             elif kind == INVALID:
                 self._invalid += 1
@@ -291,7 +295,7 @@ class Exchange:
         if len(pending) == 1:
             # One request waiting and an answer that needs no names read: the outcome
             # is found without parsing (most tools/call answers).
-            (key, waiting), *_ = pending.items()
+            key, waiting = next(iter(pending.items()))
             if waiting.method not in _READ_ANSWERS:
                 expected = None if key is _HEADER_ID else key
                 outcome = quick_outcome(data, expected, waiting.method == "tools/call")

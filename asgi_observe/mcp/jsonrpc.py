@@ -99,10 +99,10 @@ def parse_messages(data: bytes) -> list[RpcMessage]:
 
 # A result written the usual way: the id first, or right after "jsonrpc", then "result".
 _LEADING_RESULT = re.compile(
-    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"[^"\\]*")\s*,\s*"result"\s*:'
+    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,\s*"result"\s*:'
 )
 _LEADING_ID = re.compile(
-    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"[^"\\]*")\s*,'
+    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,'
 )
 
 
@@ -155,7 +155,10 @@ def quick_request(data: bytes) -> tuple[str | int, str | None, str | None] | Non
     if leading is None:
         return None
     token = leading.group(1)
-    message_id: str | int = token[1:-1].decode("latin-1") if token[:1] == b'"' else int(token)
+    # Cut like a parsed id, so the answer's id (read either way) still matches.
+    message_id: str | int = (
+        token[1 : MAX_TEXT_LENGTH + 1].decode("latin-1") if token[:1] == b'"' else int(token)
+    )
     at = data.find(b'"traceparent"')
     if at < 0:
         return message_id, None, None

@@ -14,6 +14,7 @@ from asgi_observe._core.record import ensure_record
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.mcp.exchange import Exchange, McpSpans
 from asgi_observe.mcp.families import mcp_families_for
+from asgi_observe.metrics.backend import resolve_backend
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "McpMiddleware"]
 
@@ -62,6 +63,11 @@ class McpMiddleware:
         spans: emit an MCP SERVER span per request ourselves (for servers emitting none).
         tracer_provider: where those spans go; the global provider when None.
         sentry_tool_errors: also send ``isError`` results and JSON-RPC errors to Sentry.
+        backend: "prometheus", "otel" (or "otlp"), "both" or "auto", as for
+            MetricsMiddleware; None reads ``ASGI_OBSERVE_METRICS_BACKEND``. Through the
+            meter: ``mcp.server.operation.duration``, ``mcp.server.session.duration`` and
+            ``asgi_observe.mcp.server.active_sessions``.
+        meter_provider: the meter provider; the global one when None.
 
     Since 0.2.0.
     """
@@ -82,7 +88,12 @@ class McpMiddleware:
         spans: bool = False,
         tracer_provider: trace.TracerProvider | None = None,
         sentry_tool_errors: bool = False,
+        backend: str | None = None,
+        meter_provider: Any = None,
     ) -> None:
+        if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", None)):
+            raise TypeError("meter_provider must be an OpenTelemetry MeterProvider")
+        prometheus, otel = resolve_backend(backend, meter_provider=meter_provider)
         self.app = app
         configured = path_set("mcp_paths", paths)
         self._paths = frozenset(configured | {p.rstrip("/") or "/" for p in configured}) | {
@@ -109,6 +120,9 @@ class McpMiddleware:
             idle_timeout_s=float(session_idle_timeout),
             max_sessions=max_sessions,
             names=[name for name in names if isinstance(name, str)],
+            prometheus=prometheus,
+            otel=otel,
+            meter_provider=meter_provider,
         )
         self._spans: McpSpans | None = None
         if spans:

@@ -127,6 +127,7 @@ class TracingMiddleware:
             return
         token = None
         recording = False
+        mcp_at_start: dict[str, str] = {}  # MCP attributes a deferred span started with
         if span is not None:
             record.span = span
             recording = span.is_recording()
@@ -135,7 +136,7 @@ class TracingMiddleware:
         def started(carrier: dict[str, str] | None = None) -> trace.Span:
             # A deferred span starts here: from the body's trace context when the MCP
             # layer found one, else at the response or the end, from the headers'.
-            nonlocal span, recording
+            nonlocal span, recording, mcp_at_start
             if span is not None:
                 return span
             record.span_parent_hook = None
@@ -143,11 +144,18 @@ class TracingMiddleware:
                 context = parent_context
                 if carrier:
                     context = propagator.extract(carrier, context=parent_context)
+                start_attributes = attributes
+                if record.mcp is not None:
+                    # The body is read by now: its MCP facts go in at start, one
+                    # validation pass instead of a second at the end, and the sampler
+                    # sees them.
+                    mcp_at_start = record.mcp.span_attributes()
+                    start_attributes = {**attributes, **mcp_at_start}
                 span = self._tracer.start_span(
                     method,
                     context=context,
                     kind=SpanKind.SERVER,
-                    attributes=attributes,
+                    attributes=start_attributes,
                     start_time=record.start_ns,
                 )
             except Exception:
@@ -201,7 +209,11 @@ class TracingMiddleware:
                 span.set_attribute("error.type", record.mcp.error_type)
                 span.set_status(Status(StatusCode.ERROR))
             if record.mcp is not None:
-                span.set_attributes(record.mcp.span_attributes())
+                late = record.mcp.span_attributes()
+                if mcp_at_start:  # only what the answer added or changed (a session id)
+                    late = {k: v for k, v in late.items() if mcp_at_start.get(k) != v}
+                if late:
+                    span.set_attributes(late)
             span.end(end_time=record.stamp_end())
 
         async def send_wrapper(message: Message) -> None:

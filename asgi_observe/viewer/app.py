@@ -115,7 +115,7 @@ class ViewerApp:
         if local.startswith("/api/traces/"):
             return viewer.trace(local[len("/api/traces/") :])
         if local == "/api/red":
-            return {"red": viewer.red()}
+            return {"red": viewer.red(), "mcp": viewer.mcp_red()}
         if local == "/api/errors":
             return {"groups": viewer.errors.groups(), "recent": viewer.errors.recent(limit)}
         if local.startswith("/api/errors/"):

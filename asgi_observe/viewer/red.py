@@ -1,4 +1,4 @@
-"""RED per route for the viewer, read from the duration histogram that /metrics exposes.
+"""RED per route and per MCP tool for the viewer, read from the histograms /metrics exposes.
 
 Nothing is recorded twice: the viewer keeps a few snapshots of the histogram's cumulative
 buckets (taken when the page asks, at most one per `interval_s`) and reports the
@@ -13,12 +13,46 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["RedWindow", "quantile"]
+__all__ = ["HTTP_ROWS", "MCP_ROWS", "RedWindow", "Rows", "quantile"]
 
-# (method, route, status) -> (count, sum, cumulative bucket counts in `le` order)
-_Series = dict[tuple[str, str, str], tuple[float, float, tuple[float, ...]]]
+# series labels, in `Rows.labels` order -> (count, sum, cumulative bucket counts in `le` order)
+_Series = dict[tuple[str, ...], tuple[float, float, tuple[float, ...]]]
+
+
+class Rows:
+    """How a histogram's series become table rows: which labels, which columns, which errors."""
+
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        columns: tuple[str, ...],
+        row: Callable[[tuple[str, ...]], _Row],
+    ) -> None:
+        self.labels = labels  # the series' labels, read in this order
+        self.columns = columns  # the names of a row's key
+        self.row = row  # a series' labels -> its row's key, and whether it counts as an error
+
+
+class _Row(NamedTuple):
+    key: tuple[str, ...]
+    failed: bool
+
+
+# Per method and route template; 5xx responses are the errors.
+HTTP_ROWS = Rows(
+    ("http_request_method", "http_route", "http_response_status_code"),
+    ("method", "route"),
+    lambda labels: _Row((labels[0], labels[1]), labels[2].startswith("5")),
+)
+# Per MCP method and its tool or prompt; any error_type (tool_error, a JSON-RPC code,
+# incomplete_response, ...) is an error.
+MCP_ROWS = Rows(
+    ("mcp_method_name", "gen_ai_tool_name", "gen_ai_prompt_name", "error_type"),
+    ("method", "target"),
+    lambda labels: _Row((labels[0], labels[1] or labels[2]), labels[3] != ""),
+)
 
 
 def quantile(q: float, bounds: tuple[float, ...], cumulative: tuple[float, ...]) -> float | None:
@@ -42,17 +76,19 @@ def quantile(q: float, bounds: tuple[float, ...], cumulative: tuple[float, ...])
 
 
 class RedWindow:
-    """Rate, errors and duration quantiles per method and route over the last minutes."""
+    """Rate, errors and duration quantiles per row (`rows`) over the last minutes."""
 
     def __init__(
         self,
         histogram: Any,
         *,
+        rows: Rows = HTTP_ROWS,
         window_s: float = 300.0,
         interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._histogram = histogram
+        self._rows = rows
         self.window_s = window_s
         self._interval_s = interval_s
         self._clock = clock
@@ -63,16 +99,13 @@ class RedWindow:
         self._snapshots.append((clock(), self._read()))
 
     def _read(self) -> _Series:
-        series: dict[tuple[str, str, str], list[Any]] = {}
+        series: dict[tuple[str, ...], list[Any]] = {}
         bounds: list[float] = []
+        names = self._rows.labels
         for family in self._histogram.collect():
             for sample in family.samples:
                 labels = sample.labels
-                key = (
-                    labels.get("http_request_method", ""),
-                    labels.get("http_route", ""),
-                    labels.get("http_response_status_code", ""),
-                )
+                key = tuple(labels.get(name, "") for name in names)
                 entry = series.setdefault(key, [0.0, 0.0, []])
                 if sample.name.endswith("_bucket"):
                     entry[2].append(sample.value)
@@ -89,7 +122,8 @@ class RedWindow:
         }
 
     def table(self) -> dict[str, Any]:
-        """One row per (method, route) with traffic in the window, busiest first."""
+        """One row per key (method and route, or method and target) with traffic in the
+        window, busiest first."""
         now = self._clock()
         with self._lock:
             latest = self._snapshots[-1]
@@ -103,20 +137,23 @@ class RedWindow:
         current = latest[1]
         # Under a second of history (the first look) counts as one second.
         seconds = max(now - base_time, 1.0)
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for (method, route, status), (count, total, buckets) in current.items():
-            old_count, old_total, old_buckets = base.get((method, route, status), (0.0, 0.0, ()))
+        columns = self._rows.columns
+        rows: dict[tuple[str, ...], dict[str, Any]] = {}
+        for labels, (count, total, buckets) in current.items():
+            old_count, old_total, old_buckets = base.get(labels, (0.0, 0.0, ()))
             delta = count - old_count
             if delta <= 0:
                 continue
-            row = rows.setdefault(
-                (method, route),
-                {"method": method, "route": route, "count": 0.0, "errors": 0.0, "sum": 0.0,
-                 "buckets": [0.0] * len(buckets)},
-            )  # fmt: skip
+            key, failed = self._rows.row(labels)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {
+                    **dict(zip(columns, key, strict=True)),
+                    "count": 0.0, "errors": 0.0, "sum": 0.0, "buckets": [0.0] * len(buckets),
+                }  # fmt: skip
             row["count"] += delta
             row["sum"] += total - old_total
-            if status.startswith("5"):
+            if failed:
                 row["errors"] += delta
             for index, value in enumerate(buckets):
                 old = old_buckets[index] if index < len(old_buckets) else 0.0
@@ -137,7 +174,7 @@ class RedWindow:
             row["count"] = int(count)
             row["errors"] = int(row["errors"])
             table.append(row)
-        table.sort(key=lambda row: (-row["count"], row["route"], row["method"]))
+        table.sort(key=lambda row: (-row["count"], *(row[c] for c in reversed(columns))))
         return {"window_s": round(seconds, 1), "rows": table}
 
 

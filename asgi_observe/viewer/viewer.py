@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -16,7 +17,7 @@ from asgi_observe.viewer.access import ClientPolicy
 from asgi_observe.viewer.capture import ViewerCaptureMiddleware, current_request_secrets
 from asgi_observe.viewer.errors import ErrorStore, Fingerprint, default_fingerprint, error_event
 from asgi_observe.viewer.logs import LogStore, install_log_handler
-from asgi_observe.viewer.red import RedWindow
+from asgi_observe.viewer.red import MCP_ROWS, RedWindow
 from asgi_observe.viewer.traces import TraceStore, attach_span_processor
 
 __all__ = ["Viewer"]
@@ -29,7 +30,8 @@ def _positive(name: str, value: int) -> int:
 
 
 class Viewer:
-    """The local viewer's bounded, in-memory data: traces, RED per route, errors, logs.
+    """The local viewer's bounded, in-memory data: traces, RED per route and per MCP tool,
+    errors, logs.
 
     `observe(app, viewer_path="/_observe")` creates one, connects it and mounts its page;
     pass your own `Viewer` to `observe(viewer=...)` to change its limits or who may see it.
@@ -86,6 +88,7 @@ class Viewer:
         self._keep_logs = bool(logs)
         self._red_window_s = float(red_window_s)
         self._red: RedWindow | None = None
+        self._mcp_red: RedWindow | None = None
         self._provider: Any = None
         self._tracing = False
         self._started = time.time()
@@ -101,7 +104,9 @@ class Viewer:
     ) -> None:
         """Feed the viewer: spans of `tracer_provider` (the global one when None), the
         duration histogram of (`registry`, `namespace`) when `metrics` and a metrics
-        layer records there, and the root logger's records. Calling it again is harmless."""
+        layer records there, the MCP operation histogram there when an MCP layer records
+        it with prometheus-client, and the root logger's records. Calling it again is
+        harmless."""
         self._provider = tracer_provider
         self._attach_tracing()
         if metrics and self._red is None:
@@ -110,6 +115,15 @@ class Viewer:
             families = existing_families(registry, namespace)
             if families is not None:
                 self._red = RedWindow(families.duration, window_s=self._red_window_s)
+        # Looked up only when an MCP layer was built: without one nothing of mcp/ loads.
+        if self._mcp_red is None and "asgi_observe.mcp.families" in sys.modules:
+            from asgi_observe.mcp.families import existing_mcp_families
+
+            mcp = existing_mcp_families(registry, namespace)
+            if mcp is not None and mcp.prometheus is not None:
+                self._mcp_red = RedWindow(
+                    mcp.prometheus.operation, rows=MCP_ROWS, window_s=self._red_window_s
+                )
         if self._keep_logs:
             install_log_handler(self.logs, current_request_secrets)
 
@@ -176,11 +190,16 @@ class Viewer:
         """The RED table, or None when no metrics layer records into the viewer's families."""
         return None if self._red is None else self._red.table()
 
+    def mcp_red(self) -> dict[str, Any] | None:
+        """RED per MCP method and tool or prompt, or None when no MCP layer records here."""
+        return None if self._mcp_red is None else self._mcp_red.table()
+
     def status(self) -> dict[str, Any]:
         return {
             "started": self._started,
             "tracing": self._attach_tracing(),
             "metrics": self._red is not None,
+            "mcp_metrics": self._mcp_red is not None,
             "logs": self._keep_logs,
             "traces": len(self.traces),
             "evicted_traces": self.traces.evicted,

@@ -195,6 +195,50 @@ async def test_the_export_interval_and_delta_temporality_are_honoured(
     assert 2.0 == sum(p.value for p in found)  # each request counted in one interval only
 
 
+MCP_OPERATION = "mcp.server.operation.duration"
+
+
+def test_mcp_metrics_of_a_real_server_arrive_over_otlp_as_scraped(
+    monkeypatch: pytest.MonkeyPatch, otlp_receiver: Collector
+) -> None:
+    # The real mcp SDK server under uvicorn, its own client; configure() from the
+    # environment. Every call counted in the exposition arrives over OTLP, once.
+    import httpx
+    from mcp_servers import mcp_sdk_app
+    from prometheus_client.parser import text_string_to_metric_families
+    from test_mcp_servers import run_mcp_client, serving
+
+    otlp_receiver.recorder.items.clear()
+    otlp_env(monkeypatch, "http/protobuf", otlp_receiver.url, OTEL_METRIC_EXPORT_INTERVAL="600000")
+    registry = CollectorRegistry()
+    app = observe(mcp_sdk_app(), registry=registry, metrics_path="/metrics")
+
+    async def session() -> str:
+        async with serving(app) as base:  # its lifespan shutdown flushes the meter
+            await run_mcp_client(f"{base}/mcp", legacy=False, headers=False)
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{base}/metrics")).text
+
+    scrape = asyncio.run(session())
+    keys = ("mcp_method_name", "gen_ai_tool_name", "gen_ai_prompt_name", "error_type")
+    scraped = {
+        tuple(sample.labels[key] for key in keys): sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == "mcp_server_operation_duration_seconds_count"
+    }
+    names = ("mcp.method.name", "gen_ai.tool.name", "gen_ai.prompt.name", "error.type")
+    exported = {
+        tuple(str(point.attributes.get(name, "")) for name in names): point.value
+        for point in points(otlp_receiver.recorder, MCP_OPERATION)
+    }
+    assert scraped[("tools/call", "add", "", "")] == 1.0
+    assert scraped[("tools/call", "boom", "", "tool_error")] == 1.0
+    assert scraped[("tools/call", "_unknown", "", "tool_error")] == 1.0
+    assert scraped == exported
+    assert {"s"} == {p.unit for p in points(otlp_receiver.recorder, MCP_OPERATION)}
+
+
 # --- logs over OTLP -------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from viewer_app import SECRET
 pytestmark = pytest.mark.e2e
 
 APP_DIR = Path(__file__).resolve().parents[1] / "viewer"
+APPS_DIR = Path(__file__).resolve().parent / "apps"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -199,6 +200,47 @@ def test_the_red_table_shows_route_templates(
     assert "/items/1" not in routes
     [boom] = [row for row in rows if row["route"] == "/boom"]
     assert "100.0 %" in boom["text"]
+
+
+@pytest.fixture(scope="module")
+def mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real mcp SDK server under uvicorn, behind observe() with the viewer on."""
+    port = free_port()
+    argv = [
+        str(BIN_DIR / "uvicorn"), "viewer_mcp_app:app", "--app-dir", str(APPS_DIR),
+        "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    env = clean_env({"OTEL_TRACES_EXPORTER": "none", "OTEL_SERVICE_NAME": "viewer-mcp-e2e"})
+    log_path = tmp_path_factory.mktemp("viewer-mcp-server") / "server.log"
+    with running(
+        argv,
+        log_path=log_path,
+        env=env,
+        ready=http_ready("/metrics", status=200),
+        base_url=f"http://{LOOPBACK}:{port}",
+    ) as process:
+        yield process
+
+
+def test_the_red_view_shows_mcp_tools_of_a_real_server(
+    mcp_server: Any, browser: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from test_mcp_servers import run_mcp_client
+
+    # The SDK's own client: a tool that succeeds, one isError, one raising, an unknown one.
+    asyncio.run(run_mcp_client(mcp_server.base_url + "/mcp", legacy=False, headers=False))
+    browser.get(mcp_server.base_url + "/_observe/#red")
+    rows = _wait(browser, lambda d: (r := _rows(d, "#mcp-table tbody tr")) and len(r) >= 5 and r)
+    browser.save_screenshot(str(tmp_path / "red-mcp.png"))
+    by_target = {(row["method"], row["target"]): row["text"] for row in rows}
+
+    assert {("tools/call", t) for t in ("add", "soft_fail", "boom", "_unknown")} <= set(by_target)
+    assert "0.0 %" in by_target[("tools/call", "add")]
+    assert "100.0 %" in by_target[("tools/call", "boom")]
+    assert ("prompts/get", "greet") in by_target
+    assert "nope" not in " ".join(t for _, t in by_target)  # a made-up name is no row
 
 
 def test_logs_filter_by_request_id_and_never_show_the_viewer_itself(

@@ -143,6 +143,44 @@ async def test_event_carries_exception_route_request_id_and_trace(
     )
     # The envelope's trace header (dynamic sampling context) names the same trace.
     assert [TRACE_ID] == [headers["trace"]["trace_id"] for headers in receiver.envelope_headers]
+
+
+async def test_a_transaction_name_and_breadcrumbs_from_outside_the_request_stay_out(
+    sentry: Any, receiver: Receiver, span_capture: Any
+) -> None:
+    import sentry_sdk
+
+    # As sentry-sdk's MCP integration does when a tool runs with no request's scope,
+    # and as a lifespan that logs does.
+    with sentry_sdk.isolation_scope() as isolation:
+        isolation.set_transaction_name("tools/call stale-from-lifespan", source="custom")
+        sentry_sdk.get_current_scope().set_transaction_name("prompts/get stale", source="custom")
+        sentry_sdk.add_breadcrumb(message="startup: connected to the database")
+        isolation.set_tag("region", "eu-1")
+        with pytest.raises(RuntimeError):
+            await call(stack(failing_app, span_capture), secret_scope(), body_recorder())
+        [event] = flushed(receiver)
+        assert "/items/{item_id}" == event["transaction"]
+        crumbs = [c.get("message") for c in event.get("breadcrumbs", {}).get("values", [])]
+        assert "startup: connected to the database" not in crumbs
+        assert "eu-1" == event["tags"]["region"]  # process-wide data stays
+        # The process's own scopes keep their names: only the request's forks forget them.
+        assert "prompts/get stale" == sentry_sdk.get_current_scope()._transaction
+
+
+async def test_a_transaction_name_set_during_the_request_is_kept(
+    sentry: Any, receiver: Receiver, span_capture: Any
+) -> None:
+    import sentry_sdk
+
+    async def naming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        sentry_sdk.get_current_scope().set_transaction_name("tools/call add", source="custom")
+        await failing_app(scope, receive, send)
+
+    with pytest.raises(RuntimeError):
+        await call(stack(naming_app, span_capture), secret_scope(), body_recorder())
+    [event] = flushed(receiver)
+    assert "tools/call add" == event["transaction"]
     request = event["request"]
     assert ("POST", "http://api.example.org/items/42") == (request["method"], request["url"])
     assert "page=2&access_token=[Filtered]&api_key=[Filtered]" == request["query_string"]

@@ -222,6 +222,60 @@ async def test_mcp_method_and_name_headers_are_used_when_the_body_is_too_large()
     assert 1.0 == stack.count(gen_ai_tool_name="add", error_type="tool_error")
 
 
+MCP_HEADERS = [(b"mcp-method", b"tools/call"), (b"mcp-name", b"add")]
+
+
+@pytest.mark.parametrize("with_headers", [False, True], ids=["body", "mcp-headers"])
+@pytest.mark.parametrize("id_first", [True, False], ids=["id-first", "result-first"])
+async def test_a_long_string_id_is_cut_alike_in_request_and_answer(
+    with_headers: bool, id_first: bool
+) -> None:
+    # The quick readers and the full parse must cut an id the same way, whichever reads
+    # the request and whichever reads the answer.
+    long_id = "i" * 10_000
+    answer: dict[str, Any] = result(long_id, isError=True)
+    if not id_first:
+        answer = {"jsonrpc": "2.0", "result": answer["result"], "id": long_id}
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        seen.append(current_mcp.get())
+        for message in json_answer(answer)(b""):
+            await send(message)
+
+    # The id first, as the SDK clients write it, so that the quick reader can take it.
+    request = {"jsonrpc": "2.0", "id": long_id, "method": "tools/call", "params": {"name": "add"}}
+    stack = Stack(app, names=["add"])
+    await stack.post(json.dumps(request).encode(), headers=MCP_HEADERS if with_headers else ())
+    assert seen[0] is not None and seen[0].request_id is not None
+    assert 0 < len(str(seen[0].request_id)) <= 256
+    assert 1.0 == stack.count(gen_ai_tool_name="add", error_type="tool_error")
+
+
+@pytest.mark.parametrize("with_headers", [False, True], ids=["body", "mcp-headers"])
+async def test_an_id_of_5000_digits_is_served_and_counted_without_a_fault(
+    with_headers: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Past 4300 digits both int() and json.loads raise ValueError: the id is unreadable.
+    huge = b"9" * 5000
+    body = b'{"jsonrpc":"2.0","id":' + huge + b',"method":"tools/call","params":{"name":"add"}}'
+    answer = b'{"jsonrpc":"2.0","id":' + huge + b',"result":{"content":[],"isError":true}}'
+    app = mcp_app(json_answer(answer))
+    headers = MCP_HEADERS if with_headers else []
+    expected = await bare(app, body, headers)
+    stack = Stack(app, names=["add"])
+    with caplog.at_level(logging.DEBUG, logger="asgi_observe"):
+        actual = await stack.post(body, headers=headers)
+    assert expected.sent == actual.sent
+    assert [] == [r for r in caplog.records if r.name.startswith("asgi_observe")]
+    assert 1.0 == sum(
+        stack.registry.get_sample_value("mcp_server_operation_duration_seconds_count", labels)
+        or 0.0
+        for labels in stack.series()
+    )
+
+
 # --- cardinality ------------------------------------------------------------------------
 
 

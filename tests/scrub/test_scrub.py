@@ -517,7 +517,10 @@ def test_a_secret_under_a_sensitive_name_never_survives(
     assume(secret not in json.dumps(shape, ensure_ascii=False, default=str))
     event = {where: {"wrap": [shape, {name: secret}]}}
     scrubbed = scrub_event(event)
-    assert secret not in json.dumps(scrubbed, ensure_ascii=False)
+    # The marker that replaces it may spell it too ("[Filtere", 'ltered]"}'): read the
+    # output with each marker as a character no secret holds.
+    text = json.dumps(scrubbed, ensure_ascii=False).replace(FILTERED, "\x00")
+    assert secret not in text
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

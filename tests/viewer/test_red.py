@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from asgi_observe.viewer.red import RedWindow, quantile
+from asgi_observe.viewer.red import MCP_ROWS, RedWindow, quantile
 
 BOUNDS = (0.1, 0.5, 1.0, float("inf"))
 
@@ -83,3 +83,27 @@ def test_old_traffic_leaves_the_window() -> None:
 
     assert [] == red.table()["rows"]
     assert len(red._snapshots) <= 60 / 5 + 2
+
+
+def test_mcp_rows_are_per_method_and_tool_and_count_every_error_type() -> None:
+    clock = Clock()
+    h = Histogram(
+        "mcp_server_operation_duration_seconds",
+        "d",
+        ("mcp_method_name", "gen_ai_tool_name", "gen_ai_prompt_name", "error_type"),
+        buckets=(0.1, 0.5, 1.0),
+        registry=CollectorRegistry(),
+    )
+    red = RedWindow(h, rows=MCP_ROWS, window_s=60, interval_s=5, clock=clock)
+    for error_type in ("", "", "tool_error", "-32602", "incomplete_response"):
+        h.labels("tools/call", "add", "", error_type).observe(0.2)
+    h.labels("prompts/get", "", "greet", "").observe(0.05)
+    clock.now += 10
+
+    rows = {(row["method"], row["target"]): row for row in red.table()["rows"]}
+
+    assert {("tools/call", "add"), ("prompts/get", "greet")} == set(rows)
+    assert (5, 3) == (rows[("tools/call", "add")]["count"], rows[("tools/call", "add")]["errors"])
+    assert pytest.approx(0.6) == rows[("tools/call", "add")]["error_ratio"]
+    assert 0 == rows[("prompts/get", "greet")]["errors"]
+    assert ["tools/call", "prompts/get"] == [row["method"] for row in red.table()["rows"]]

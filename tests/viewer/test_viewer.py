@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Stack
+from conftest import LOOPBACK_CLIENT, Stack
 from opentelemetry import trace
 from otel_reset import fresh_globals
 from prometheus_client import CollectorRegistry
@@ -188,6 +189,64 @@ async def test_red_table_reads_the_metrics_families_with_route_templates(client:
     assert f"http_server_request_duration_seconds_count{{{labels}}} 3.0" in metrics
 
 
+async def tiny_mcp_server(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers JSON-RPC over one POST: tools/list names "add" and "flaky"; "flaky" fails."""
+    body = b""
+    more = True
+    while more:
+        received = await receive()
+        body, more = body + received.get("body", b""), received.get("more_body", False)
+    message = json.loads(body)
+    if message["method"] == "tools/list":
+        result: dict[str, Any] = {"tools": [{"name": "add"}, {"name": "flaky"}]}
+    else:
+        result = {"content": [], "isError": message["params"]["name"] != "add"}
+    answer = json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+async def test_mcp_tools_get_their_red_table(span_capture: Any) -> None:
+    with fresh_globals():
+        trace.set_tracer_provider(span_capture.provider)
+        registry = CollectorRegistry()
+        app = observe(
+            tiny_mcp_server,
+            configure=False,
+            registry=registry,
+            metrics_path="/metrics",
+            mcp_paths=["/mcp"],
+            viewer=Viewer(),
+            sentry=False,
+        )
+        transport = httpx.ASGITransport(app=app, client=LOOPBACK_CLIENT)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            calls = [("tools/list", None)] + [("tools/call", "add")] * 3
+            calls += [("tools/call", "flaky"), ("tools/call", "made-up")]
+            for n, (method, name) in enumerate(calls):
+                params = {"name": name, "arguments": {}} if name else {}
+                await c.post(
+                    "/mcp", json={"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+                )
+            red = (await c.get(f"{API}/red")).json()
+            status = (await c.get(f"{API}/status")).json()
+            metrics = (await c.get("/metrics")).text
+
+    rows = {(row["method"], row["target"]): row for row in red["mcp"]["rows"]}
+    assert {
+        ("tools/call", "add"): (3, 0),
+        ("tools/call", "flaky"): (1, 1),
+        ("tools/call", "_unknown"): (1, 1),
+        ("tools/list", ""): (1, 0),
+    } == {key: (row["count"], row["errors"]) for key, row in rows.items()}
+    assert "tools/call" == red["mcp"]["rows"][0]["method"]  # busiest first
+    assert status["mcp_metrics"] is True
+    # The HTTP table sees one route; the viewer read the series /metrics exposes.
+    assert 6 == sum(row["count"] for row in red["red"]["rows"])
+    assert 'gen_ai_tool_name="add"' in metrics
+
+
 async def test_the_page_and_its_assets_are_self_contained(client: Any) -> None:
     redirect = await client.get("/_observe", follow_redirects=False)
     page = await client.get("/_observe/")
@@ -351,8 +410,8 @@ async def test_without_metrics_the_red_table_says_so(span_capture: Any) -> None:
             red = (await c.get(f"{API}/red")).json()
             status = (await c.get(f"{API}/status")).json()
 
-    assert {"red": None} == red
-    assert (False, True) == (status["metrics"], status["tracing"])
+    assert {"red": None, "mcp": None} == red
+    assert (False, True, False) == (status["metrics"], status["tracing"], status["mcp_metrics"])
 
 
 async def test_head_gets_headers_only_and_a_fault_is_a_500(stack: Stack, client: Any) -> None:

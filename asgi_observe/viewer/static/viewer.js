@@ -183,19 +183,28 @@ async function loadRed() {
   if (!data.red) {
     $("red-window").textContent = "No metrics layer records into this viewer's registry (observe(metrics=False)?).";
     body.replaceChildren();
-    return;
+  } else {
+    $("red-window").textContent = "Over the last " + Math.round(data.red.window_s) + " s, from the duration histogram /metrics exposes: 5xx responses count as errors; percentiles are estimated from its buckets, as Prometheus' histogram_quantile does.";
+    body.replaceChildren(...data.red.rows.map((row) => redRow(row, row.route, { route: row.route, method: row.method })));
   }
-  $("red-window").textContent = "Over the last " + Math.round(data.red.window_s) + " s, from the duration histogram /metrics exposes: 5xx responses count as errors; percentiles are estimated from its buckets, as Prometheus' histogram_quantile does.";
-  body.replaceChildren(...data.red.rows.map((row) => el("tr", { dataset: { route: row.route, method: row.method } },
+  $("mcp-red").hidden = !data.mcp;
+  if (data.mcp) {
+    $("mcp-window").textContent = "Over the last " + Math.round(data.mcp.window_s) + " s, from mcp_server_operation_duration_seconds: tool errors (isError), JSON-RPC errors and unanswered requests count as errors. Names the server never listed are _unknown.";
+    $("mcp-table").tBodies[0].replaceChildren(...data.mcp.rows.map((row) => redRow(row, row.target, { target: row.target, method: row.method })));
+  }
+}
+
+function redRow(row, name, dataset) {
+  return el("tr", { dataset: dataset },
     el("td", { text: row.method }),
-    el("td", { class: "name", text: row.route }),
+    el("td", { class: "name", text: name }),
     el("td", { class: "num", text: row.count }),
     el("td", { class: "num", text: row.rps.toFixed(2) }),
     el("td", { class: "num" }, el("span", { class: row.errors ? "badge error" : "", text: (100 * row.error_ratio).toFixed(1) + " %" })),
     el("td", { class: "num", text: fmtMs(row.mean_ms) }),
     el("td", { class: "num", text: fmtMs(row.p50_ms) }),
     el("td", { class: "num", text: fmtMs(row.p95_ms) }),
-    el("td", { class: "num", text: fmtMs(row.p99_ms) }))));
+    el("td", { class: "num", text: fmtMs(row.p99_ms) }));
 }
 
 // ---- errors -------------------------------------------------------------------------
