@@ -865,3 +865,74 @@ def test_a_request_through_the_middleware_exports_alike(
     assert sdk.outcome() == lean.outcome()
     names = [span["name"] for span in lean.exported()]
     assert ["db.query", "GET"] == names
+
+
+def _through_mcp(is_error: bool, meta: bool) -> Scenario:
+    """A tools/call through McpMiddleware and TracingMiddleware: the deferred span (issue 15)."""
+    import json
+
+    from asgi_driver import Recorder, http_scope
+    from prometheus_client import CollectorRegistry
+
+    from asgi_observe.mcp import McpMiddleware
+    from asgi_observe.propagation import w3c_propagator
+    from asgi_observe.tracing.middleware import TracingMiddleware
+
+    params: dict[str, Any] = {"name": "add", "arguments": {}}
+    if meta:
+        params["_meta"] = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params})
+    result = json.dumps({"jsonrpc": "2.0", "id": 5, "result": {"isError": is_error}}).encode()
+
+    async def tool(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", b"application/json"), (b"mcp-session-id", b"s-1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": result})
+
+    def scenario(starter: Any, side: Side) -> Any:
+        inner = McpMiddleware(tool, paths=["/mcp"], registry=CollectorRegistry())
+        middleware = TracingMiddleware(
+            inner,
+            tracer_provider=side.provider,
+            propagator=w3c_propagator(),
+            body_parent_paths=["/mcp"],
+        )
+        recorder = Recorder([{"type": "http.request", "body": body.encode()}])
+        scope = http_scope("/mcp", method="POST")
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(middleware(scope, recorder.receive, recorder.send))
+        finally:
+            loop.close()
+        return type(middleware._tracer).__name__
+
+    return scenario
+
+
+@pytest.mark.parametrize("is_error", [False, True], ids=["result", "tool error"])
+@pytest.mark.parametrize("meta", [True, False], ids=["meta parent", "no parent"])
+def test_a_deferred_mcp_span_exports_alike(
+    is_error: bool, meta: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MCP span that starts once the body is read, with its attributes, lean or not."""
+    from asgi_observe._core import record
+
+    scenario = _through_mcp(is_error, meta)
+    monkeypatch.setenv(LEAN_SPAN_VARIABLE, "0")
+    monkeypatch.setattr(record, "_time_ns", Clock())
+    monkeypatch.setattr(record, "_perf_ns", Clock())
+    sdk = run_side(False, scenario, monkeypatch)
+    monkeypatch.delenv(LEAN_SPAN_VARIABLE)
+    monkeypatch.setattr(record, "_time_ns", Clock())
+    monkeypatch.setattr(record, "_perf_ns", Clock())
+    lean = run_side(False, scenario, monkeypatch)
+    assert ("Tracer", "LeanTracer") == (sdk.result, lean.result)
+    sdk.result = lean.result = None
+    assert sdk.outcome() == lean.outcome()
+    [span] = lean.exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert ("tools/call", "add") == (attributes["mcp.method.name"], attributes["gen_ai.tool.name"])
+    assert ("tool_error" if is_error else None) == attributes.get("error.type")
+    assert meta == (span.parent is not None)
