@@ -25,6 +25,7 @@ from stack_rows import (
     BARE,
     BARE_RAW,
     OURS_FULL,
+    OURS_FULL_EXCLUDED,
     OURS_UNSAMPLED,
     PART_ID,
     PART_ISOLATION,
@@ -33,6 +34,7 @@ from stack_rows import (
     PART_SPAN,
     PART_UNSAMPLED_SPAN,
     PEERS_FULL,
+    PEERS_FULL_EXCLUDED,
 )
 
 SCRIPT = Path(__file__).resolve().parent / "perf_instructions.py"
@@ -122,14 +124,29 @@ def _totals(per_request: dict[str, int]) -> dict[str, dict[str, int]]:
 
 
 def test_summarize_computes_overheads_and_goals() -> None:
-    rows = {BARE: 100, OURS_FULL: 140, OURS_UNSAMPLED: 130, PEERS_FULL: 500}
+    rows = {
+        BARE: 100,
+        OURS_FULL: 140,
+        OURS_FULL_EXCLUDED: 120,
+        OURS_UNSAMPLED: 118,
+        PEERS_FULL: 500,
+        PEERS_FULL_EXCLUDED: 400,
+    }
     result = summarize(_totals({**rows, **PARTS}), batches=1)
     added = {name: result["rows"][name]["added"] for name in rows}
-    assert {BARE: 0.0, OURS_FULL: 40.0, OURS_UNSAMPLED: 30.0, PEERS_FULL: 400.0} == added
+    assert {
+        BARE: 0.0,
+        OURS_FULL: 40.0,
+        OURS_FULL_EXCLUDED: 20.0,
+        OURS_UNSAMPLED: 18.0,
+        PEERS_FULL: 400.0,
+        PEERS_FULL_EXCLUDED: 300.0,
+    } == added
     assert {
         "peer_fraction": {"value": 0.1, "goal": 0.1, "holds": True},
-        "parts_ratio": {"value": 2.0, "parts": 20.0, "goal": 1.3, "holds": False},
-        "unsampled": {"value": 30.0, "parts": 15.0, "parts_ratio": 2.0},
+        "peer_fraction_excluded": {"value": 20 / 300, "goal": 0.1, "holds": True},
+        "parts_ratio": {"value": 1.0, "parts": 20.0, "goal": 1.3, "holds": True},
+        "unsampled": {"value": 18.0, "parts": 15.0, "parts_ratio": 1.2, "goal": 1.5, "holds": True},
     } == result["goals"]
 
 

@@ -1,4 +1,4 @@
-"""Resident memory over 200,000 requests through observe() full, with bounded metric series.
+"""Resident memory over 200,000 production-shaped requests through observe() (OTLP export).
 
 Run: `.venv/bin/python benchmarks/perf_memory.py [--requests 200000] [--json FILE]`
 
@@ -80,12 +80,14 @@ def series_count(registry: CollectorRegistry) -> int:
 
 def measure(requests: int, warmup: int, every: int) -> dict[str, Any]:
     env = Environment()
+    # Production-shaped: the spans are encoded and posted through OTLP/HTTP.
+    exporting = env.exporting(ours=True)
     registry = CollectorRegistry()
     propagate.set_global_textmap(env.ours)
     app = observe(
         starlette_app(),
         configure=False,
-        tracer_provider=env.provider,
+        tracer_provider=exporting.provider,
         registry=registry,
         sentry=True,
     )
@@ -99,7 +101,7 @@ def measure(requests: int, warmup: int, every: int) -> dict[str, Any]:
             if done % _FLUSH_EVERY == 0:
                 # A server's loop waits for sockets and lets the span processor's thread
                 # run; this loop never waits, so it exports for it (no span is dropped).
-                env.flush()
+                exporting.flush()
 
     loop = asyncio.new_event_loop()
     try:
@@ -110,6 +112,8 @@ def measure(requests: int, warmup: int, every: int) -> dict[str, Any]:
             done += step
             gc.collect()
             samples.append((done, resident_bytes(), series_count(registry)))
+        exporting.flush()
+        received = exporting.receiver.stats() if exporting.receiver else {}
     finally:
         loop.close()
         env.close()
@@ -118,6 +122,7 @@ def measure(requests: int, warmup: int, every: int) -> dict[str, Any]:
     growth = end - after_warmup
     return {
         "requests": requests,
+        "received": received,
         "warmup": warmup,
         "samples": [{"requests": c, "rss_bytes": r, "series": s} for c, r, s in samples],
         "rss_after_warmup_bytes": after_warmup,
@@ -134,7 +139,8 @@ def table(result: dict[str, Any]) -> str:
     holds = "yes" if goal["holds"] else "**no**"
     return "\n".join(
         [
-            f"| memory, {result['requests']:,} requests through observe() full | value |",
+            f"| memory, {result['requests']:,} requests through observe() full, OTLP export "
+            "| value |",
             "|---|---:|",
             f"| resident after {result['warmup']:,} requests (warm-up) | "
             f"{result['rss_after_warmup_bytes'] / mib:.1f} MiB |",
@@ -142,6 +148,9 @@ def table(result: dict[str, Any]) -> str:
             f"| growth after warm-up | {result['growth_bytes'] / mib:+.2f} MiB |",
             f"| duration series at most (route templates, `_unmatched`, `_OTHER`) | "
             f"{result['max_series']} |",
+            f"| OTLP export requests (bytes) the receiver took | "
+            f"{result['received'].get('requests', 0):,} "
+            f"({result['received'].get('bytes', 0):,}) |",
             "",
             "| goal | measured | target | holds |",
             "|---|---:|---:|---|",

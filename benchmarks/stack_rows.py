@@ -31,6 +31,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from otlp_receiver import Receiver
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -94,6 +95,13 @@ class Environment:
             auto_enabling_integrations=False,
         )
         self._prefixes = 0
+        self._exporting: dict[bool, Exporting] = {}
+
+    def exporting(self, *, ours: bool) -> Exporting:
+        """The production-shaped rows' environment, started on first use."""
+        if ours not in self._exporting:
+            self._exporting[ours] = Exporting(self, ours=ours)
+        return self._exporting[ours]
 
     def prefix(self) -> str:
         """A metric prefix no other row used (starlette-exporter's default registry)."""
@@ -128,9 +136,50 @@ class Environment:
             client.transport = None
         sentry_sdk.get_global_scope().set_client(None)
         self.provider.shutdown()
+        for exporting in self._exporting.values():
+            exporting.close()
 
 
-Factory = Callable[[Environment], Any]
+class Exporting:
+    """The environment of the production-shaped rows: spans go out as a server sends them.
+
+    Its own `TracerProvider`, with what `configure()` installs for OTLP over HTTP: a
+    `BatchSpanProcessor` (its defaults) and the real `OTLPSpanExporter` (protobuf), posting
+    to a loopback receiver in a process of its own (`otlp_receiver.py`; `endpoint` names
+    one that runs already). Encoding and posting each span is then counted in the row
+    that made it, ours and the peers' alike. Everything else is the shared Environment's.
+    """
+
+    def __init__(self, env: Environment, endpoint: str | None = None, *, ours: bool) -> None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        from asgi_observe.setup.span_exporter import FastOTLPSpanExporter
+
+        self._env = env
+        self.receiver = Receiver() if endpoint is None else None
+        endpoint = endpoint or self.receiver.endpoint  # type: ignore[union-attr]
+        # Our rows export as configure() sets them up (the official exporter with our
+        # encoding), the peers' and the SDK floor with the official exporter as it is.
+        exporter = FastOTLPSpanExporter if ours else OTLPSpanExporter
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(exporter(endpoint=endpoint)))
+        self.ours = env.ours
+        self.otel_default = env.otel_default
+
+    def prefix(self) -> str:
+        return self._env.prefix()
+
+    def flush(self) -> None:
+        """As Environment.flush: encode and post the batch's spans now, in this thread."""
+        self.provider.force_flush()
+
+    def close(self) -> None:
+        self.provider.shutdown()
+        if self.receiver is not None:
+            self.receiver.close()
+
+
+Factory = Callable[[Any], Any]  # Environment or Exporting -> ASGI app
 
 
 @dataclass(frozen=True)
@@ -139,9 +188,14 @@ class Row:
     factory: Factory
     scope: dict[str, Any]
     ours_textmap: bool  # False: OpenTelemetry's default global propagator
+    otlp: str = ""  # "ours" or "official": spans exported through OTLP/HTTP (`Exporting`)
 
     def textmap(self, env: Environment) -> TextMapPropagator:
         return env.ours if self.ours_textmap else env.otel_default
+
+    def environment(self, env: Environment) -> Environment | Exporting:
+        """What the row's factory gets, and whose `flush` ends each of its batches."""
+        return env.exporting(ours=self.otlp == "ours") if self.otlp else env
 
 
 # --- our layers ------------------------------------------------------------------------
@@ -233,10 +287,36 @@ def peer_stack(env: Environment) -> Any:
 
 BARE_RAW = "bare raw ASGI app"
 BARE = "bare Starlette"
-OURS_FULL = "observe() full, sampled"
-OURS_UNSAMPLED = "observe() full, unsampled"
-PEERS_FULL = "peer stack (4 middlewares)"
-SPAN_ONLY = "floor: one sampled SDK span, nothing else"
+# The production-shaped rows: every span is encoded and posted through OTLP/HTTP.
+OURS_FULL = "observe() full, sampled, OTLP export"
+OURS_UNSAMPLED = "observe() full, unsampled"  # no span to export
+PEERS_FULL = "peer stack (4 middlewares), OTLP export"
+SPAN_ONLY = "floor: one sampled SDK span, nothing else, OTLP export"
+# Issue 8's rows, whose spans go to an exporter that drops them.
+EXCLUDED = ", export excluded"
+OURS_FULL_EXCLUDED = "observe() full, sampled" + EXCLUDED
+PEERS_FULL_EXCLUDED = "peer stack (4 middlewares)" + EXCLUDED
+SPAN_ONLY_EXCLUDED = "floor: one sampled SDK span, nothing else" + EXCLUDED
+
+
+def _tracing(env: Any) -> Any:
+    return TracingMiddleware(starlette_app(), tracer_provider=env.provider)
+
+
+def _no_message_spans(env: Any) -> Any:
+    return otel_asgi(env, message_spans=False)
+
+
+# Rows that make spans: (name without suffix, factory, scope, our propagator, exporter).
+_SPAN_ROWS: tuple[tuple[str, Factory, dict[str, Any], bool, str], ...] = (
+    ("ours: TracingMiddleware", _tracing, SCOPE, True, "ours"),
+    ("observe() full, sampled", observe_full, SCOPE, True, "ours"),
+    ("observe() full, new trace", observe_full, NEW_TRACE_SCOPE, True, "ours"),
+    ("peer: OpenTelemetry ASGI", otel_asgi, SCOPE, False, "official"),
+    ("peer: OpenTelemetry ASGI, no message spans", _no_message_spans, SCOPE, False, "official"),
+    ("peer stack (4 middlewares)", peer_stack, SCOPE, False, "official"),
+    ("floor: one sampled SDK span, nothing else", span_only, SCOPE, True, "official"),
+)
 
 ROWS: tuple[Row, ...] = (
     Row(BARE_RAW, lambda env: raw_app, SCOPE, True),
@@ -248,33 +328,18 @@ ROWS: tuple[Row, ...] = (
         True,
     ),
     Row(
-        "ours: TracingMiddleware",
-        lambda env: TracingMiddleware(starlette_app(), tracer_provider=env.provider),
-        SCOPE,
-        True,
-    ),
-    Row(
         "ours: MetricsMiddleware",
         lambda env: MetricsMiddleware(starlette_app(), registry=CollectorRegistry()),
         SCOPE,
         True,
     ),
     Row("ours: SentryMiddleware", ours_sentry, SCOPE, True),
-    Row(OURS_FULL, observe_full, SCOPE, True),
     Row(OURS_UNSAMPLED, observe_full, UNSAMPLED_SCOPE, True),
-    Row("observe() full, new trace", observe_full, NEW_TRACE_SCOPE, True),
     Row("peer: asgi-correlation-id", correlation_id, SCOPE, False),
     Row("peer: sentry-sdk ASGI", sentry_asgi, SCOPE, False),
-    Row("peer: OpenTelemetry ASGI", otel_asgi, SCOPE, False),
-    Row(
-        "peer: OpenTelemetry ASGI, no message spans",
-        lambda env: otel_asgi(env, message_spans=False),
-        SCOPE,
-        False,
-    ),
     Row("peer: starlette-exporter", starlette_exporter, SCOPE, False),
-    Row(PEERS_FULL, peer_stack, SCOPE, False),
-    Row(SPAN_ONLY, span_only, SCOPE, True),
+    *(Row(f"{name}, OTLP export", f, sc, t, otlp=x) for name, f, sc, t, x in _SPAN_ROWS),
+    *(Row(name + EXCLUDED, f, sc, t) for name, f, sc, t, _ in _SPAN_ROWS),
 )
 
 

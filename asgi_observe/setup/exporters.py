@@ -65,11 +65,12 @@ def _span_processor(
             )
 
             return BatchSpanProcessor(GrpcSpanExporter(endpoint=endpoint, headers=_dict(headers)))
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        # The official OTLP/HTTP exporter, encoding with ours (span_exporter.py).
+        from asgi_observe.setup.span_exporter import FastOTLPSpanExporter
     except ImportError as exc:
         raise ImportError(_MISSING_OTLP) from exc
     url = _signal_url(endpoint, "traces")
-    return BatchSpanProcessor(OTLPSpanExporter(endpoint=url, headers=headers))
+    return BatchSpanProcessor(FastOTLPSpanExporter(endpoint=url, headers=headers))
 
 
 def install_meter_provider(

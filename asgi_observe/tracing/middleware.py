@@ -19,6 +19,7 @@ from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_observe.frameworks.routes import resolve_route
 from asgi_observe.scrub.scrubber import DEFAULT_SCRUBBER
 from asgi_observe.tracing.attributes import span_start_facts
+from asgi_observe.tracing.lean_tracer import span_starter
 
 __all__ = ["TracingMiddleware"]
 
@@ -72,7 +73,8 @@ class TracingMiddleware:
         body_parent_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
-        self._tracer = trace.get_tracer(_INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
+        # The SDK's provider gets the lean span (lean_tracer.py); any other, its own tracer.
+        self._tracer = span_starter(_INSTRUMENTATION_NAME, tracer_provider)
         self._propagator = propagator
         # Imported here, not at module import: `opentelemetry.propagate` resolves
         # OTEL_PROPAGATORS when first imported, and configure() reports a bad value

@@ -94,6 +94,7 @@ def test_an_endpoint_alone_chooses_otlp_over_http_protobuf(monkeypatch: pytest.M
     assert isinstance(processor, BatchSpanProcessor)
     exporter = exporter_of(processor)
     assert isinstance(exporter, OTLPSpanExporter)
+    assert "FastOTLPSpanExporter" == type(exporter).__name__  # the official, our encoding
     assert "http://127.0.0.1:9/v1/traces" == exporter._endpoint
     assert ("otlp",) == handle.traces_exporters
     assert ("otlp",) == handle.metrics_exporters
