@@ -46,19 +46,22 @@ class McpFacts:
 
     def span_attributes(self) -> dict[str, str]:
         """The semantic-convention attributes known so far (never ``error.type``)."""
-        attributes: dict[str, str] = {
-            key: value
-            for key, value in (
-                ("mcp.method.name", self.method),
-                ("gen_ai.tool.name", self.tool_name),
-                ("gen_ai.prompt.name", self.prompt_name),
-                ("mcp.resource.uri", self.resource_uri),
-                ("jsonrpc.request.id", self.request_id),
-                ("mcp.session.id", self.session_id),
-                ("mcp.protocol.version", self.protocol_version),
-            )
-            if value is not None
-        }
+        # Straight-line tests: this runs twice per MCP request (tracing, at start and end).
+        attributes: dict[str, str] = {}
+        if self.method is not None:
+            attributes["mcp.method.name"] = self.method
+        if self.tool_name is not None:
+            attributes["gen_ai.tool.name"] = self.tool_name
+        if self.prompt_name is not None:
+            attributes["gen_ai.prompt.name"] = self.prompt_name
+        if self.resource_uri is not None:
+            attributes["mcp.resource.uri"] = self.resource_uri
+        if self.request_id is not None:
+            attributes["jsonrpc.request.id"] = self.request_id
+        if self.session_id is not None:
+            attributes["mcp.session.id"] = self.session_id
+        if self.protocol_version is not None:
+            attributes["mcp.protocol.version"] = self.protocol_version
         if self.method == "tools/call":
             attributes["gen_ai.operation.name"] = "execute_tool"
         return attributes

@@ -142,18 +142,15 @@ class McpMiddleware:
         scope, record = ensure_record(scope)
         facts = record.mcp = McpFacts()
         facts.server_span = record.span
-        session_id = header_method = header_name = None
-        for name, value in scope["headers"]:
-            if not name.startswith(b"mcp-"):
-                continue
-            if name == _SESSION_ID:
-                session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
-            elif name == _METHOD:
-                header_method = value.decode("latin-1")[:_MAX_HEADER_TEXT]
-            elif name == _NAME:
-                header_name = value.decode("latin-1")[:_MAX_HEADER_TEXT]
-            elif name == _PROTOCOL_VERSION:
-                facts.protocol_version = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+        try:
+            # One C-level pass: the last of repeated names wins, as for any header here.
+            headers = dict(scope["headers"])
+        except (TypeError, ValueError):
+            headers = {}  # malformed pairs: the app answers, we read no MCP headers
+        session_id = _header_text(headers.get(_SESSION_ID))
+        header_method = _header_text(headers.get(_METHOD))
+        header_name = _header_text(headers.get(_NAME))
+        facts.protocol_version = _header_text(headers.get(_PROTOCOL_VERSION))
         families = self._families
         sessions = families.session_table
         sessions.sweep()
@@ -207,6 +204,10 @@ class McpMiddleware:
                     exchange.finish(lambda: record.duration_s)
                 except Exception:
                     _report_fault()
+
+
+def _header_text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")[:_MAX_HEADER_TEXT]
 
 
 def _note_response(exchange: Exchange, message: Message) -> None:

@@ -210,9 +210,9 @@ class TracingMiddleware:
                 span.set_status(Status(StatusCode.ERROR))
             if record.mcp is not None:
                 late = record.mcp.span_attributes()
-                if mcp_at_start:  # only what the answer added or changed (a session id)
-                    late = {k: v for k, v in late.items() if mcp_at_start.get(k) != v}
-                if late:
+                if late != mcp_at_start:
+                    if mcp_at_start:  # only what the answer added or changed (a session id)
+                        late = {k: v for k, v in late.items() if mcp_at_start.get(k) != v}
                     span.set_attributes(late)
             span.end(end_time=record.stamp_end())
 
