@@ -631,3 +631,12 @@ async def test_a_fault_in_our_reading_never_changes_the_response(
             actual = await stack.post(call_body())
     assert expected.sent == actual.sent
     assert 1 == len([r for r in caplog.records if r.levelno >= logging.ERROR])
+
+
+async def test_a_malformed_header_pair_is_served_and_the_body_still_read() -> None:
+    # A pair of three items cannot be read as a header: no MCP headers are taken from
+    # it, and the request is still answered and measured from its body.
+    stack = Stack(mcp_app(json_answer(result(isError=False))), names=["add"])
+    recorder = await stack.post(call_body(), headers=[(b"mcp-method", b"tools/call", b"x")])
+    assert 200 == recorder.status
+    assert 1.0 == stack.count(gen_ai_tool_name="add")
