@@ -849,22 +849,30 @@ def test_a_request_through_the_middleware_exports_alike(
     app_raises: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Child spans from app code and get_current_span().set_attribute() from a handler."""
+    scenario = _through_middleware(app_raises)
+    lean = lean_side_matching_sdk(scenario, monkeypatch)
+    names = [span["name"] for span in lean.exported()]
+    assert ["db.query", "GET"] == names
+
+
+def lean_side_matching_sdk(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The lean side of `scenario`, checked to end as the SDK side does on the same clocks."""
     from asgi_observe._core import record
 
-    scenario = _through_middleware(app_raises)
-    monkeypatch.setenv(LEAN_SPAN_VARIABLE, "0")
-    monkeypatch.setattr(record, "_time_ns", Clock())
-    monkeypatch.setattr(record, "_perf_ns", Clock())
-    sdk = run_side(False, scenario, monkeypatch)
-    monkeypatch.delenv(LEAN_SPAN_VARIABLE)
-    monkeypatch.setattr(record, "_time_ns", Clock())
-    monkeypatch.setattr(record, "_perf_ns", Clock())
-    lean = run_side(False, scenario, monkeypatch)
+    sides = []
+    for lean_off in (True, False):
+        if lean_off:
+            monkeypatch.setenv(LEAN_SPAN_VARIABLE, "0")
+        else:
+            monkeypatch.delenv(LEAN_SPAN_VARIABLE)
+        monkeypatch.setattr(record, "_time_ns", Clock())
+        monkeypatch.setattr(record, "_perf_ns", Clock())
+        sides.append(run_side(False, scenario, monkeypatch))
+    sdk, lean = sides
     assert ("Tracer", "LeanTracer") == (sdk.result, lean.result)
     sdk.result = lean.result = None
     assert sdk.outcome() == lean.outcome()
-    names = [span["name"] for span in lean.exported()]
-    assert ["db.query", "GET"] == names
+    return lean
 
 
 def _through_mcp(is_error: bool, meta: bool) -> Scenario:
@@ -917,20 +925,8 @@ def test_a_deferred_mcp_span_exports_alike(
     is_error: bool, meta: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The MCP span that starts once the body is read, with its attributes, lean or not."""
-    from asgi_observe._core import record
-
     scenario = _through_mcp(is_error, meta)
-    monkeypatch.setenv(LEAN_SPAN_VARIABLE, "0")
-    monkeypatch.setattr(record, "_time_ns", Clock())
-    monkeypatch.setattr(record, "_perf_ns", Clock())
-    sdk = run_side(False, scenario, monkeypatch)
-    monkeypatch.delenv(LEAN_SPAN_VARIABLE)
-    monkeypatch.setattr(record, "_time_ns", Clock())
-    monkeypatch.setattr(record, "_perf_ns", Clock())
-    lean = run_side(False, scenario, monkeypatch)
-    assert ("Tracer", "LeanTracer") == (sdk.result, lean.result)
-    sdk.result = lean.result = None
-    assert sdk.outcome() == lean.outcome()
+    lean = lean_side_matching_sdk(scenario, monkeypatch)
     [span] = lean.exporter.get_finished_spans()
     attributes = dict(span.attributes or {})
     assert ("tools/call", "add") == (attributes["mcp.method.name"], attributes["gen_ai.tool.name"])
