@@ -145,12 +145,15 @@ class McpMiddleware:
         try:
             # One C-level pass: the last of repeated names wins, as for any header here.
             headers = dict(scope["headers"])
-        except (TypeError, ValueError):
-            headers = {}  # malformed pairs: the app answers, we read no MCP headers
-        session_id = _header_text(headers.get(_SESSION_ID))
-        header_method = _header_text(headers.get(_METHOD))
-        header_name = _header_text(headers.get(_NAME))
-        facts.protocol_version = _header_text(headers.get(_PROTOCOL_VERSION))
+            session_id = _header_text(headers.get(_SESSION_ID))
+            header_method = _header_text(headers.get(_METHOD))
+            header_name = _header_text(headers.get(_NAME))
+            protocol_version = _header_text(headers.get(_PROTOCOL_VERSION))
+        except (TypeError, ValueError, AttributeError):
+            # Malformed pairs or values that are not bytes: the app answers, and the
+            # request is read from its body alone.
+            session_id = header_method = header_name = protocol_version = None
+        facts.protocol_version = protocol_version
         families = self._families
         sessions = families.session_table
         sessions.sweep()
@@ -221,7 +224,7 @@ def _note_response(exchange: Exchange, message: Message) -> None:
             if name == _CONTENT_TYPE or (len(name) == 12 and name.lower() == _CONTENT_TYPE):
                 content_type = value.lower()
             elif name == _SESSION_ID or (len(name) == 14 and name.lower() == _SESSION_ID):
-                session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
+                session_id = _header_text(value)
         exchange.response_start(message["status"], content_type, session_id)
 
 

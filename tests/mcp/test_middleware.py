@@ -640,3 +640,10 @@ async def test_a_malformed_header_pair_is_served_and_the_body_still_read() -> No
     recorder = await stack.post(call_body(), headers=[(b"mcp-method", b"tools/call", b"x")])
     assert 200 == recorder.status
     assert 1.0 == stack.count(gen_ai_tool_name="add")
+
+
+async def test_an_mcp_header_value_that_is_not_bytes_is_ignored() -> None:
+    stack = Stack(mcp_app(json_answer(result(isError=False))), names=["add"])
+    recorder = await stack.post(call_body(), headers=[(b"mcp-session-id", "not-bytes")])
+    assert 200 == recorder.status
+    assert 1.0 == stack.count(gen_ai_tool_name="add")
