@@ -136,6 +136,7 @@ def free_closed_port() -> int:
 def sentry_client(dsn: str, **options: Any) -> Iterator[Any]:
     """`sentry_sdk.init` for one test; closed (worker thread joined) and cleared after."""
     client_options: dict[str, Any] = {"dsn": dsn, "shutdown_timeout": 2}
+    workers_before = sentry_workers()
     client_options.update(options)
     with warnings.catch_warnings():
         # sentry-sdk 2.7x deprecates send_default_pii (for data_collection); tests still
@@ -147,9 +148,26 @@ def sentry_client(dsn: str, **options: Any) -> Iterator[Any]:
         yield client
     finally:
         client.close(timeout=2)
+        join_sentry_workers(sentry_workers() - workers_before, timeout=2)
         sentry_sdk.get_global_scope().set_client(None)
         sentry_sdk.get_isolation_scope().clear()
         sentry_sdk.get_current_scope().clear()
+
+
+def sentry_workers() -> set[threading.Thread]:
+    """The sentry-sdk transport worker threads alive now."""
+    return {t for t in threading.enumerate() if t.name == "sentry-sdk.BackgroundWorker"}
+
+
+def join_sentry_workers(workers: set[threading.Thread], timeout: float = 5.0) -> None:
+    """Wait for closed clients' worker threads, so their retries log into no later test.
+
+    `close(timeout)` only waits that long; a worker still retrying against a receiver
+    that is down goes on sending, and urllib3 logs each retry wherever it runs.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import sentry_sdk
 from asgi_driver import Recorder, call, http_scope, websocket_scope
-from sentry_receiver import Receiver, free_closed_port, sentry_client, wait_for
+from sentry_receiver import (
+    Receiver,
+    free_closed_port,
+    join_sentry_workers,
+    sentry_client,
+    sentry_workers,
+    wait_for,
+)
 
 from asgi_observe._core.record import RECORD_KEY
 from asgi_observe.errors.sentry import MECHANISM, SentryMiddleware, sentry_active
@@ -540,6 +547,7 @@ async def test_a_custom_scrubber_is_used(sentry: Any, receiver: Receiver) -> Non
 async def test_a_down_or_slow_receiver_does_not_slow_requests(delay: float | None) -> None:
     server = Receiver(delay=delay or 0.0).start() if delay else None
     dsn = server.dsn if server else f"http://public@127.0.0.1:{free_closed_port()}/1"
+    workers_before = sentry_workers()
     try:
         with sentry_client(dsn, shutdown_timeout=0):
             middleware = SentryMiddleware(failing_app)
@@ -552,6 +560,8 @@ async def test_a_down_or_slow_receiver_does_not_slow_requests(delay: float | Non
     finally:
         if server:
             server.stop()
+        # The 20 events closed with timeout=0 are still queued: sent (and failed) now.
+        join_sentry_workers(sentry_workers() - workers_before)
     assert elapsed < 2.0, elapsed
 
 
