@@ -66,6 +66,18 @@ class McpFacts:
             attributes["gen_ai.operation.name"] = "execute_tool"
         return attributes
 
+    def attribute_key(self) -> tuple[str | None, ...]:
+        """What `span_attributes` is made of: equal keys, equal attributes (cheap to compare)."""
+        return (
+            self.method,
+            self.tool_name,
+            self.prompt_name,
+            self.resource_uri,
+            self.request_id,
+            self.session_id,
+            self.protocol_version,
+        )
+
     def log_fields(self) -> tuple[str | None, str | None, str | None, str | None]:
         """``(method, tool or prompt name, JSON-RPC id, session id)`` for log records."""
         return (

@@ -21,6 +21,7 @@ __all__ = [
     "REQUEST",
     "RESULT",
     "RpcMessage",
+    "id_token",
     "parse_messages",
     "quick_outcome",
     "quick_request",
@@ -97,38 +98,42 @@ def parse_messages(data: bytes) -> list[RpcMessage]:
     return [_message(document)]
 
 
-# A result written the usual way: the id first, or right after "jsonrpc", then "result".
+# A result written the usual way: "jsonrpc" (which a parse requires), the id, "result".
 _LEADING_RESULT = re.compile(
-    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,\s*"result"\s*:'
+    rb'\A\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,\s*"result"\s*:'
 )
 _LEADING_ID = re.compile(
-    rb'\A\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,'
+    rb'\A\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*(-?\d{1,19}|"[^"\\]*")\s*,'
 )
 
 
-def quick_outcome(
-    data: bytes, expected_id: str | int | float | None, tool_call: bool = True
-) -> str | None:
+def quick_outcome(data: bytes, expected_id: bytes | None, tool_call: bool = True) -> str | None:
     """The outcome of a lone answer without parsing it: "" (success), "tool_error", or None.
 
-    The answer must start as a result for `expected_id` (None: any id). None when only a
-    full parse can tell: an error answer, a request or notification, a batch, another
-    key order, escapes that could spell a key, or (for a `tool_call`) an ``isError``
-    key that is missing, not plainly true or false, or present more than once. A key
-    cannot be matched inside a string value, where its quotes are escaped.
+    The answer must start as a result whose id is written as `expected_id` (the id's
+    token as the request wrote it, see `quick_request` and `id_token`; None: any id;
+    b"": an id no token can stand for). None when only a full parse can tell: an error
+    answer, a request or notification, a batch, another key order, escapes that could
+    spell a key, or (for a `tool_call`) an ``isError`` key that is missing, not plainly
+    true or false, or present more than once. A key cannot be matched inside a string
+    value, where its quotes are escaped.
     """
-    leading = _LEADING_RESULT.match(data)
-    if leading is None:
-        return None
-    if expected_id is not None and leading.group(1) != _id_token(expected_id):
-        return None
+    if expected_id and data.startswith(_COMPACT_HEAD + expected_id + _COMPACT_RESULT):
+        end = len(expected_id) + _COMPACT_LENGTH  # as the SDKs write it: no regex needed
+    else:
+        leading = _LEADING_RESULT.match(data)
+        if leading is None or (expected_id is not None and leading.group(1) != expected_id):
+            return None
+        end = leading.end()
     if not tool_call:
         return ""
-    if b"\\u" in data:
+    if data.find(b"\\") >= 0 and b"\\u" in data:  # one byte first: found by memchr
         return None
-    at = data.find(b'"isError"', leading.end())
+    at = data.find(b'"isError"', end)
     if at < 0 or data.find(b'"isError"', at + 9) >= 0:
         return None
+    if data.startswith(b'"isError":false', at):
+        return ""
     rest = data[at + 9 : at + 40].lstrip()
     if rest[:1] != b":":
         return None
@@ -138,18 +143,22 @@ def quick_outcome(
     return "" if value.startswith(b"false") else None
 
 
+_COMPACT_HEAD = b'{"jsonrpc":"2.0","id":'
+_COMPACT_RESULT = b',"result":'
+_COMPACT_LENGTH = len(_COMPACT_HEAD) + len(_COMPACT_RESULT)
 _META_VALUE = rb'\s*:\s*"([^"\\]{0,256})"'
 _TRACEPARENT = re.compile(rb'"traceparent"' + _META_VALUE)
 _TRACESTATE = re.compile(rb'"tracestate"' + _META_VALUE)
 
 
-def quick_request(data: bytes) -> tuple[str | int, str | None, str | None] | None:
-    """``(id, _meta traceparent, _meta tracestate)`` of a lone request, without parsing it.
+def quick_request(data: bytes) -> tuple[str | int, bytes, str | None, str | None] | None:
+    """``(id, id token, _meta traceparent, _meta tracestate)`` of a lone request, unparsed.
 
     For 2026-07-28 requests, whose method and name the ``Mcp-Method``/``Mcp-Name``
-    headers already give. None when only a full parse can tell: no leading id, or a
-    ``traceparent`` that is not plainly the one in ``params._meta`` (after ``"_meta"``,
-    after the arguments, and the only one).
+    headers already give; the id token is the id as written (``3``, ``"a"``), for
+    `quick_outcome`. None when only a full parse can tell: no leading id, or a
+    ``traceparent`` (or ``tracestate``) that is not plainly the one in
+    ``params._meta`` (after ``"_meta"``, after the arguments, and the only one).
     """
     leading = _LEADING_ID.match(data)
     if leading is None:
@@ -157,11 +166,11 @@ def quick_request(data: bytes) -> tuple[str | int, str | None, str | None] | Non
     token = leading.group(1)
     # Cut like a parsed id, so the answer's id (read either way) still matches.
     message_id: str | int = (
-        token[1 : MAX_TEXT_LENGTH + 1].decode("latin-1") if token[:1] == b'"' else int(token)
+        token[1:-1][:MAX_TEXT_LENGTH].decode("latin-1") if token[:1] == b'"' else int(token)
     )
     at = data.find(b'"traceparent"')
     if at < 0:
-        return message_id, None, None
+        return message_id, token, None, None
     meta = data.rfind(b'"_meta"', 0, at)
     if (
         meta < 0
@@ -172,18 +181,30 @@ def quick_request(data: bytes) -> tuple[str | int, str | None, str | None] | Non
     traceparent = _TRACEPARENT.match(data, at)
     if traceparent is None:
         return None
-    state = _TRACESTATE.search(data, meta)
-    return (
-        message_id,
-        traceparent.group(1).decode("latin-1"),
-        state.group(1).decode("latin-1") if state else None,
-    )
+    tracestate = None
+    key = data.find(b'"tracestate"')
+    if key >= 0:
+        # Read only when plainly the one in params._meta, as for the traceparent.
+        if (
+            key < meta
+            or data.find(b'"tracestate"', key + 12) >= 0
+            or data.find(b'"arguments"', meta, key) >= 0
+        ):
+            return None
+        state = _TRACESTATE.match(data, key)
+        if state is None:
+            return None
+        tracestate = state.group(1).decode("latin-1")
+    return message_id, token, traceparent.group(1).decode("latin-1"), tracestate
 
 
-def _id_token(value: str | int | float) -> bytes | None:
+def id_token(value: str | int | float) -> bytes:
+    """How `quick_outcome` sees a parsed id written plainly; b"" if it never can."""
     if isinstance(value, str):
-        return None if '"' in value or "\\" in value else b'"' + value.encode() + b'"'
-    return str(value).encode() if isinstance(value, int) else None
+        if '"' in value or "\\" in value or len(value) >= MAX_TEXT_LENGTH:
+            return b""  # escaped, or possibly cut from a longer id
+        return b'"' + value.encode() + b'"'
+    return str(value).encode() if isinstance(value, int) else b""
 
 
 def _text(value: Any) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,7 +11,7 @@ from asgi_observe._core.http import path_set
 from asgi_observe._core.mcp_facts import McpFacts, current_mcp
 from asgi_observe._core.record import ensure_record
 from asgi_observe._core.types import ASGIApp, Message, Receive, Scope, Send
-from asgi_observe.mcp.exchange import Exchange, McpSpans
+from asgi_observe.mcp.exchange import Exchange, ExchangeSettings, McpSpans
 from asgi_observe.mcp.families import mcp_families_for
 from asgi_observe.metrics.backend import resolve_backend
 
@@ -25,15 +24,6 @@ DEFAULT_SESSION_IDLE_TIMEOUT_S = 30 * 60.0  # the mcp SDK's own idle timeout
 _DEFAULT_MAX_SESSIONS = 10_000
 _DEFAULT_MAX_NAMES = 1000
 _DEFAULT_MAX_LABEL_SETS = 2000
-
-_SESSION_ID = b"mcp-session-id"
-_METHOD = b"mcp-method"
-_NAME = b"mcp-name"
-_PROTOCOL_VERSION = b"mcp-protocol-version"
-_CONTENT_TYPE = b"content-type"
-_MAX_HEADER_TEXT = 256
-
-_log = logging.getLogger("asgi_observe.mcp")
 
 
 class McpMiddleware:
@@ -111,7 +101,6 @@ class McpMiddleware:
                 raise ValueError(f"{option} must be a positive integer, not {value!r}")
         if not isinstance(session_idle_timeout, (int, float)) or session_idle_timeout <= 0:
             raise ValueError("session_idle_timeout must be a positive number of seconds")
-        self._max_bytes = max_message_bytes
         self._families = mcp_families_for(
             registry,
             namespace,
@@ -124,120 +113,45 @@ class McpMiddleware:
             otel=otel,
             meter_provider=meter_provider,
         )
-        self._spans: McpSpans | None = None
+        own_spans: McpSpans | None = None
         if spans:
             from asgi_observe.mcp.spans import OwnMcpSpans
 
-            self._spans = OwnMcpSpans(tracer_provider)
-        self._on_error: Callable[[McpFacts, str, str | None], None] | None = None
+            own_spans = OwnMcpSpans(tracer_provider)
+        on_error: Callable[[McpFacts, str, str | None], None] | None = None
         if sentry_tool_errors:
             from asgi_observe.mcp.sentry import report_mcp_error
 
-            self._on_error = report_mcp_error
+            on_error = report_mcp_error
+        self._settings = ExchangeSettings(self._families, max_message_bytes, own_spans, on_error)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self._paths:
             await self.app(scope, receive, send)
             return
         scope, record = ensure_record(scope)
-        facts = record.mcp = McpFacts()
-        facts.server_span = record.span
-        try:
-            # One C-level pass: the last of repeated names wins, as for any header here.
-            headers = dict(scope["headers"])
-            session_id = _header_text(headers.get(_SESSION_ID))
-            header_method = _header_text(headers.get(_METHOD))
-            header_name = _header_text(headers.get(_NAME))
-            protocol_version = _header_text(headers.get(_PROTOCOL_VERSION))
-        except (TypeError, ValueError, AttributeError):
-            # Malformed pairs or values that are not bytes: the app answers, and the
-            # request is read from its body alone.
-            session_id = header_method = header_name = protocol_version = None
-        facts.protocol_version = protocol_version
-        families = self._families
-        sessions = families.session_table
-        sessions.sweep()
-        live = session_id is not None and sessions.request_started(session_id)
-        exchange = Exchange(
-            facts,
-            families,
-            http_method=scope["method"],
-            max_bytes=self._max_bytes,
-            session_id=session_id,
-            header_method=header_method,
-            header_name=header_name,
-            spans=self._spans,
-            on_parent=record.span_parent_hook,
-            on_error=self._on_error,
-        )
-        observing = True
-
-        def fault() -> None:
-            # Our fault never changes the response: stop reading this exchange, say so once.
-            nonlocal observing
-            observing = False
-            _report_fault()
+        exchange = Exchange(self._settings, record, scope)
 
         async def receive_wrapper() -> Message:
             message = await receive()
-            if observing and message["type"] == "http.request":
+            if exchange.reading and message["type"] == "http.request":
                 try:
-                    exchange.request_body(message.get("body", b""), message.get("more_body", False))
+                    exchange.request_body(message)
                 except Exception:
-                    fault()
+                    exchange.fault()  # our fault never changes the response
             return message
 
         async def send_wrapper(message: Message) -> None:
-            if observing:
+            if exchange.reading:
                 try:
-                    _note_response(exchange, message)
+                    exchange.sent(message)
                 except Exception:
-                    fault()
+                    exchange.fault()
             await send(message)
 
-        token = current_mcp.set(facts)
+        token = current_mcp.set(exchange.facts)
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
         finally:
             current_mcp.reset(token)
-            if live and session_id is not None:
-                sessions.request_ended(session_id)
-            if observing:
-                try:
-                    exchange.finish(lambda: record.duration_s)
-                except Exception:
-                    _report_fault()
-
-
-def _header_text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")[:_MAX_HEADER_TEXT]
-
-
-def _note_response(exchange: Exchange, message: Message) -> None:
-    message_type = message["type"]
-    if message_type == "http.response.body":
-        exchange.response_body(message.get("body", b""), message.get("more_body", False))
-    elif message_type == "http.response.start":
-        content_type = b""
-        session_id = None
-        for name, value in message.get("headers") or ():
-            if name == _CONTENT_TYPE or (len(name) == 12 and name.lower() == _CONTENT_TYPE):
-                content_type = value.lower()
-            elif name == _SESSION_ID or (len(name) == 14 and name.lower() == _SESSION_ID):
-                session_id = _header_text(value)
-        exchange.response_start(message["status"], content_type, session_id)
-
-
-_fault_reported = False
-
-
-def _report_fault() -> None:
-    global _fault_reported
-    if _fault_reported:
-        _log.debug("asgi_observe could not read an MCP exchange", exc_info=True)
-        return
-    _fault_reported = True
-    _log.exception(
-        "asgi_observe could not read an MCP exchange; it is served unmeasured "
-        "(further failures are logged at DEBUG)"
-    )
+            exchange.finish(record)

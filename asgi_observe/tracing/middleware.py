@@ -128,6 +128,7 @@ class TracingMiddleware:
         token = None
         recording = False
         mcp_at_start: dict[str, str] = {}  # MCP attributes a deferred span started with
+        mcp_key_at_start: tuple[str | None, ...] | None = None
         if span is not None:
             record.span = span
             recording = span.is_recording()
@@ -136,7 +137,7 @@ class TracingMiddleware:
         def started(carrier: dict[str, str] | None = None) -> trace.Span:
             # A deferred span starts here: from the body's trace context when the MCP
             # layer found one, else at the response or the end, from the headers'.
-            nonlocal span, recording, mcp_at_start
+            nonlocal span, recording, mcp_at_start, mcp_key_at_start
             if span is not None:
                 return span
             record.span_parent_hook = None
@@ -150,6 +151,7 @@ class TracingMiddleware:
                     # validation pass instead of a second at the end, and the sampler
                     # sees them.
                     mcp_at_start = record.mcp.span_attributes()
+                    mcp_key_at_start = record.mcp.attribute_key()
                     start_attributes = {**attributes, **mcp_at_start}
                 span = self._tracer.start_span(
                     method,
@@ -208,7 +210,7 @@ class TracingMiddleware:
                 # An MCP tool error or JSON-RPC error hides behind an HTTP 200 (issue 15).
                 span.set_attribute("error.type", record.mcp.error_type)
                 span.set_status(Status(StatusCode.ERROR))
-            if record.mcp is not None:
+            if record.mcp is not None and record.mcp.attribute_key() != mcp_key_at_start:
                 late = record.mcp.span_attributes()
                 if late != mcp_at_start:
                     if mcp_at_start:  # only what the answer added or changed (a session id)

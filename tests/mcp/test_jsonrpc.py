@@ -16,8 +16,10 @@ from asgi_observe.mcp.jsonrpc import (
     NOTIFICATION,
     REQUEST,
     RESULT,
+    id_token,
     parse_messages,
     quick_outcome,
+    quick_request,
 )
 
 
@@ -187,14 +189,14 @@ def test_never_raises_on_json_shaped_like_json_rpc(document: object) -> None:
         (b'{"jsonrpc":"2.0","id":2,"result":{}}', None),
         (b'{"jsonrpc":"2.0","id":{"a":1},"result":{}}', None),
         (b'{"id": 1, "jsonrpc": "2.0", "result": {"isError": false}}', None),
-        (b'{"id": 1, "result": {"isError": false}}', ""),
+        (b'{"id": 1, "result": {"isError": false}}', None),
         (b'{"result":{},"jsonrpc":"2.0","id":1}', None),
     ],
 )
 def test_quick_outcome_agrees_with_the_parse_or_defers_to_it(
     data: bytes, outcome: str | None
 ) -> None:
-    assert outcome == quick_outcome(data, 1)
+    assert outcome == quick_outcome(data, b"1")
     if outcome is not None:
         [message] = parse_messages(data)
         assert (outcome == "tool_error") == message.is_error
@@ -210,3 +212,50 @@ def test_quick_outcome_never_contradicts_the_parse(document: object, spaced: boo
             assert RESULT == message.kind
             if tool_call:
                 assert (outcome == "tool_error") == message.is_error
+
+
+_ids = st.integers(-(10**20), 10**20) | st.text(max_size=300) | st.floats(allow_nan=False)
+_request_params = st.fixed_dictionaries(
+    {"name": st.text(max_size=5)},
+    optional={
+        "arguments": st.dictionaries(st.sampled_from(["traceparent", "a"]), _json, max_size=2),
+        "_meta": st.dictionaries(
+            st.sampled_from(["traceparent", "tracestate", "x"]), st.text(max_size=60), max_size=3
+        ),
+    },
+)
+
+
+@given(_ids, _request_params, st.booleans())
+def test_quick_request_agrees_with_the_parse_or_defers_to_it(
+    message_id: object, params: dict[str, object], spaced: bool
+) -> None:
+    document = {"jsonrpc": "2.0", "id": message_id, "method": "tools/call", "params": params}
+    data = json.dumps(document, separators=(", ", ": ") if spaced else (",", ":")).encode()
+    quick = quick_request(data)
+    if quick is None:
+        return
+    [message] = parse_messages(data)
+    read_id, token, traceparent, tracestate = quick
+    assert (message.id, message.meta_traceparent) == (read_id, traceparent)
+    if traceparent is not None:  # a tracestate counts only beside its traceparent
+        assert message.meta_tracestate == tracestate
+    # The token stands for the id in an answer, as the server writes it back.
+    answer = json.dumps({"jsonrpc": "2.0", "id": message_id, "result": {"isError": False}})
+    assert "" == quick_outcome(answer.replace(" ", "").encode(), token)
+
+
+@given(_ids, _ids)
+def test_an_id_token_matches_only_an_answer_to_that_id(asked: object, answered: object) -> None:
+    token = id_token(asked)  # type: ignore[arg-type]
+    answer = json.dumps({"jsonrpc": "2.0", "id": answered, "result": {}}).encode()
+    outcome = quick_outcome(answer, token, tool_call=False)
+    if outcome is not None:
+        assert token != b""
+        [message] = parse_messages(answer)
+        assert message.id == asked
+
+
+def test_an_id_token_is_unmatchable_for_ids_a_token_cannot_stand_for() -> None:
+    assert [b"", b"", b""] == [id_token(1.5), id_token('a"b'), id_token("x" * MAX_TEXT_LENGTH)]
+    assert [b"7", b'"a"'] == [id_token(7), id_token("a")]

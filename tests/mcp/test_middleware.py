@@ -616,13 +616,12 @@ async def test_a_fault_in_our_reading_never_changes_the_response(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import asgi_observe.mcp.exchange as exchange
-    import asgi_observe.mcp.middleware as middleware
 
     def broken(data: bytes) -> Any:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(exchange, "parse_messages", broken)
-    monkeypatch.setattr(middleware, "_fault_reported", False)
+    monkeypatch.setattr(exchange, "_fault_reported", False)
     app = mcp_app(json_answer(result(1)))
     expected = await bare(app, call_body())
     with caplog.at_level(logging.DEBUG, logger="asgi_observe.mcp"):

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from asgi_driver import Recorder, http_scope
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp_apps import json_answer, mcp_app
 from prometheus_client import CollectorRegistry
 
@@ -244,3 +246,31 @@ def test_the_sdks_endpoints_are_found_at_their_full_paths() -> None:
     assert ["/tools/mcp"] == find_mcp_paths(outer)
     assert [] == find_mcp_paths(Starlette(routes=[Route("/", home)]))
     assert [] == find_mcp_paths(object())
+
+
+_texts = st.none() | st.sampled_from(["tools/call", "prompts/get", "a", "b"])
+
+
+@given(st.lists(_texts, min_size=7, max_size=7), st.lists(_texts, min_size=7, max_size=7))
+def test_equal_attribute_keys_mean_equal_span_attributes(
+    first: list[str | None], second: list[str | None]
+) -> None:
+    # Tracing skips rebuilding the span's MCP attributes at its end when the key is as
+    # it was at its start: the key must change whenever the attributes do.
+    fields = (
+        "method",
+        "tool_name",
+        "prompt_name",
+        "resource_uri",
+        "request_id",
+        "session_id",
+        "protocol_version",
+    )
+    one, other = McpFacts(), McpFacts()
+    for facts, values in ((one, first), (other, second)):
+        for field, value in zip(fields, values, strict=True):
+            setattr(facts, field, value)
+    if one.attribute_key() == other.attribute_key():
+        assert one.span_attributes() == other.span_attributes()
+    else:
+        assert one.span_attributes() != other.span_attributes()
