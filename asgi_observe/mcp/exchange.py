@@ -358,9 +358,11 @@ class Exchange:
         content_type = b""
         session_id = None
         for name, value in message.get("headers") or ():
-            if name == _CONTENT_TYPE or (len(name) == 12 and name.lower() == _CONTENT_TYPE):
+            if not name.islower():  # sent in capitals: ASGI asks for lowercase, not all do
+                name = name.lower()
+            if name == _CONTENT_TYPE:
                 content_type = value.lower()
-            elif name == _SESSION_ID or (len(name) == 14 and name.lower() == _SESSION_ID):
+            elif name == _SESSION_ID:
                 session_id = value.decode("latin-1")[:_MAX_HEADER_TEXT]
         if session_id is not None:
             if self.facts.session_id is None:
